@@ -1,0 +1,279 @@
+//! Every command-line definition of the `armlet` binary, in one place.
+//!
+//! Why one file: shell completions and the man page (a later issue) are generated from the
+//! same `clap::Command`, and reviewers can see the whole user surface at once. This module only
+//! *describes* arguments; each `cmd::*` module turns them into a validated configuration and
+//! does the work (the two-stage CLI of ripgrep/vector), so behaviour is testable without a shell.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// armlet: a runtime-security agent for edge and 5G Linux nodes.
+#[derive(Debug, Parser)]
+#[command(name = "armlet", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check and compile KubeArmor-compatible policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Generate an Ed25519 key pair for the root or the policy-signing role.
+    Keygen(KeygenArgs),
+    /// Create and rotate the trust root that nodes verify bundles against.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Build, sign, verify and inspect signed policy bundles.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// Run the agent on this node (at this stage: verify and show what would be enforced).
+    Run(RunArgs),
+    /// Print version, git revision, target and enforcers compiled in.
+    Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate policy files (files or directories, recursively). Exit 1 on any problem.
+    Check(PolicyCheckArgs),
+    /// Compile policies to the rule IR and report what an enforcer must downgrade.
+    Compile(PolicyCompileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyCheckArgs {
+    /// Policy files or directories (searched recursively for *.yaml / *.yml).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// The enforcers of DESIGN §5, as the CLI names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnforcerArg {
+    #[value(name = "bpf-lsm")]
+    BpfLsm,
+    #[value(name = "apparmor")]
+    AppArmor,
+    #[value(name = "fanotify")]
+    Fanotify,
+    #[value(name = "audit")]
+    Audit,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyCompileArgs {
+    /// Enforcer to compile for; its support table decides what is downgraded.
+    #[arg(long, value_enum, default_value = "bpf-lsm")]
+    pub enforcer: EnforcerArg,
+    /// Print the IR and the downgrade report as one stable JSON document.
+    #[arg(long)]
+    pub json: bool,
+    /// Default posture: block, audit or allow, or per category (file=block,network=audit,...).
+    /// KubeArmor's default is audit.
+    #[arg(long, default_value = "audit")]
+    pub default_posture: String,
+    /// Policy files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Key roles of the trust model (DESIGN §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Root,
+    Policy,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Which role the key is for (recorded in the key files).
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// Output prefix: writes PREFIX.key (mode 0600) and PREFIX.pub.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Create trust root version 1, signed by a threshold of the root keys.
+    Init(TrustInitArgs),
+    /// Rotate the trust root N -> N+1 (signed by a threshold of the old AND the new root keys).
+    Rotate(TrustRotateArgs),
+    /// Show a trust root as JSON.
+    Inspect(TrustInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrustInitArgs {
+    /// Root public keys (PREFIX.pub files).
+    #[arg(long = "root", required = true, num_args = 1..)]
+    pub roots: Vec<PathBuf>,
+    /// How many root signatures a root rotation needs.
+    #[arg(long)]
+    pub threshold: u8,
+    /// Policy-signing public keys delegated to by this root.
+    #[arg(long = "policy-key", required = true, num_args = 1..)]
+    pub policy_keys: Vec<PathBuf>,
+    /// How many policy-key signatures a bundle needs.
+    #[arg(long, default_value_t = 1)]
+    pub policy_threshold: u8,
+    /// When this root expires: an RFC 3339 date/time or a duration from now ("365d").
+    #[arg(long)]
+    pub expires: String,
+    /// Root secret keys to sign with (at least `threshold` of them).
+    #[arg(long = "sign-with", required = true, num_args = 1..)]
+    pub sign_with: Vec<PathBuf>,
+    /// Output file.
+    #[arg(short = 'o', long = "out")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustRotateArgs {
+    /// The current trust root (version N).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Root public keys of version N+1.
+    #[arg(long = "root", required = true, num_args = 1..)]
+    pub roots: Vec<PathBuf>,
+    /// Root threshold of version N+1.
+    #[arg(long)]
+    pub threshold: u8,
+    /// Policy-signing public keys of version N+1.
+    #[arg(long = "policy-key", required = true, num_args = 1..)]
+    pub policy_keys: Vec<PathBuf>,
+    /// Policy threshold of version N+1.
+    #[arg(long, default_value_t = 1)]
+    pub policy_threshold: u8,
+    /// Expiry of version N+1 (RFC 3339 or a duration from now).
+    #[arg(long)]
+    pub expires: String,
+    /// Secret keys to sign with: a threshold of the old root keys and of the new ones.
+    #[arg(long = "sign-with", required = true, num_args = 1..)]
+    pub sign_with: Vec<PathBuf>,
+    /// Output file (the signed root N+1).
+    #[arg(short = 'o', long = "out")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustInspectArgs {
+    /// A trust root file.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Compile policies and sign them into a bundle.
+    Build(BundleBuildArgs),
+    /// Add a signature to an existing bundle (for policy thresholds above one).
+    Sign(BundleSignArgs),
+    /// Run every node-side check and record the accepted serial and time floor.
+    Verify(BundleVerifyArgs),
+    /// Print a bundle's manifest as JSON (no verification).
+    Inspect(BundleInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleBuildArgs {
+    /// Serial number; nodes accept only strictly increasing serials.
+    #[arg(long)]
+    pub serial: u64,
+    /// Expiry: an RFC 3339 date/time or a duration from now ("30d", "12h").
+    #[arg(long)]
+    pub expires: String,
+    /// Scope: fleet (default), node=NAME, group=G, or labels=k=v,k2=v2.
+    #[arg(long, default_value = "fleet")]
+    pub scope: String,
+    /// Default posture compiled into the bundle: block, audit or allow, or per category
+    /// (file=block,network=audit,...). KubeArmor's default is audit.
+    #[arg(long, default_value = "audit")]
+    pub default_posture: String,
+    /// Minimum agent version that may apply this bundle (MAJOR.MINOR.PATCH).
+    #[arg(long)]
+    pub min_agent_version: Option<String>,
+    /// Policy-signing secret key(s).
+    #[arg(long = "key", required = true, num_args = 1..)]
+    pub keys: Vec<PathBuf>,
+    /// Signed root rotations to embed (N+1, N+2, ...) so nodes that know an older root can follow.
+    #[arg(long = "root-chain")]
+    pub root_chain: Vec<PathBuf>,
+    /// Output file.
+    #[arg(short = 'o', long = "out")]
+    pub out: PathBuf,
+    /// Policy files or directories.
+    #[arg(required = true)]
+    pub policies: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleSignArgs {
+    /// Policy-signing secret key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The bundle to sign in place (or write to --out).
+    pub file: PathBuf,
+    /// Write the result here instead of in place.
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleVerifyArgs {
+    /// The trust root shipped with the node image.
+    #[arg(long)]
+    pub trust: PathBuf,
+    /// The node's state directory (highest serial, time floor, rotated roots).
+    #[arg(long)]
+    pub state: PathBuf,
+    /// This node's name.
+    #[arg(long)]
+    pub node: String,
+    /// This node's labels, k=v,k2=v2 (group scope matches the label armlet.io/group).
+    #[arg(long, default_value = "")]
+    pub labels: String,
+    /// The bundle file.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleInspectArgs {
+    /// The bundle file.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A signed bundle to enforce (needs --trust).
+    #[arg(long, conflicts_with = "policies")]
+    pub bundle: Option<PathBuf>,
+    /// Trust root for --bundle.
+    #[arg(long, requires = "bundle")]
+    pub trust: Option<PathBuf>,
+    /// State directory for --bundle (serial and time floor).
+    #[arg(long, default_value = "/var/lib/armlet")]
+    pub state: PathBuf,
+    /// A directory of unsigned local policies (needs --insecure-dev).
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    /// Accept unsigned local policies. Logs a warning at every start; never for production.
+    #[arg(long)]
+    pub insecure_dev: bool,
+    /// This node's name (defaults to the kernel hostname).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// This node's labels, k=v,k2=v2.
+    #[arg(long, default_value = "")]
+    pub labels: String,
+    /// Enforcer to use instead of the best one the host allows.
+    #[arg(long, value_enum)]
+    pub enforcer: Option<EnforcerArg>,
+    /// Default posture for --policies: block, audit or allow, or per category.
+    #[arg(long, default_value = "audit")]
+    pub default_posture: String,
+}

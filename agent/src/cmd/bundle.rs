@@ -1,0 +1,3 @@
+//! (being written)
+use std::process::ExitCode;
+pub fn run(_c: crate::cli::BundleCommand) -> anyhow::Result<ExitCode> { anyhow::bail!("not yet") }

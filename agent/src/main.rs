@@ -7,6 +7,7 @@
 mod cli;
 mod cmd;
 mod policy_files;
+mod probe;
 mod state;
 
 use std::process::ExitCode;

@@ -1505,7 +1505,7 @@ mod tests {
         let src = format!(
             "{HEAD}  file:\n    matchDirectories:\n    - dir: /etc/\n      recursive: \"true\"\n"
         );
-        assert!(errors(&src)[0].contains("must be true or false, found `true`"));
+        assert!(errors(&src)[0].contains("must be true or false, found the string \"true\""));
         let src = format!(
             "{HEAD}  selector:\n    matchLabels:\n      app: 12\n  file:\n    matchPaths:\n    - path: /a\n"
         );

@@ -69,6 +69,7 @@ impl Node {
             Value::Seq(_) => "a list".to_string(),
             Value::Map(_) => "a mapping".to_string(),
             Value::Scalar { .. } if self.is_null() => "nothing (null)".to_string(),
+            Value::Scalar { text, quoted: true } => format!("the string \"{text}\""),
             Value::Scalar { text, .. } => format!("`{text}`"),
         }
     }

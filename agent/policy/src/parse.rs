@@ -432,7 +432,7 @@ impl Walker {
     }
 
     /// `fromSource`: a list of `{path}` (syscall rules also allow `{dir, recursive}`).
-    fn from_source(&mut self, node: &Node, what: &str, allow_dir: bool) -> Option<Vec<Source>> {
+    fn source_list(&mut self, node: &Node, what: &str, allow_dir: bool) -> Option<Vec<Source>> {
         let items = self.list(node, what)?;
         let keys: &[&str] = if allow_dir {
             &["path", "dir", "recursive"]
@@ -802,6 +802,10 @@ impl Walker {
     }
 
     /// Walk one match list; `item` reads one entry and returns its rule.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call per match list; a parameter struct would only rename these"
+    )]
     fn items(
         &mut self,
         f: &Fields<'_>,
@@ -856,7 +860,7 @@ impl Walker {
 
     fn sources(&mut self, f: &Fields<'_>, what: &str, allow_dir: bool) -> Option<Vec<Source>> {
         match f.get("fromSource") {
-            Some(n) => self.from_source(n, &format!("{what}.fromSource"), allow_dir),
+            Some(n) => self.source_list(n, &format!("{what}.fromSource"), allow_dir),
             None => Some(Vec::new()),
         }
     }

@@ -102,10 +102,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     for path in entries {
         if path.is_dir() {
             walk(&path, out)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml")
-        {
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             out.push(path);
         }
     }
@@ -183,7 +180,10 @@ pub fn compile_paths(
     }
     match ir::compile(&loaded.policies, posture) {
         Ok(ir) => Ok((ir, loaded)),
-        Err(_) => Err(LoadError::Invalid { path: shown, count: 1 }),
+        Err(_) => Err(LoadError::Invalid {
+            path: shown,
+            count: 1,
+        }),
     }
 }
 
@@ -204,7 +204,10 @@ pub fn bundle_payload(
             for e in &loaded.compile_errors {
                 eprintln!("{e}");
             }
-            anyhow::bail!("{} error(s) in the policies; no bundle written", loaded.error_count());
+            anyhow::bail!(
+                "{} error(s) in the policies; no bundle written",
+                loaded.error_count()
+            );
         }
         Err(e) => return Err(e.into()),
     };

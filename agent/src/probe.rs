@@ -54,14 +54,20 @@ pub fn select(f: &HostFacts) -> (Enforcer, String) {
         None => "securityfs has no LSM list (/sys/kernel/security/lsm)".to_string(),
     };
     if has("bpf") && f.btf {
-        (Enforcer::BpfLsm, format!("{list}; `bpf` is active and kernel BTF is present"))
+        (
+            Enforcer::BpfLsm,
+            format!("{list}; `bpf` is active and kernel BTF is present"),
+        )
     } else if has("apparmor") {
         let why = if has("bpf") {
             "`bpf` is active but kernel BTF is missing"
         } else {
             "`bpf` is not an active LSM"
         };
-        (Enforcer::AppArmor, format!("{list}; {why}; `apparmor` is active"))
+        (
+            Enforcer::AppArmor,
+            format!("{list}; {why}; `apparmor` is active"),
+        )
     } else if f.fanotify {
         (
             Enforcer::Fanotify,
@@ -92,8 +98,18 @@ mod tests {
     #[test]
     fn selection_table() {
         let rows = [
-            (Some("lockdown,capability,apparmor,bpf"), true, true, Enforcer::BpfLsm),
-            (Some("lockdown,capability,apparmor,bpf"), false, true, Enforcer::AppArmor),
+            (
+                Some("lockdown,capability,apparmor,bpf"),
+                true,
+                true,
+                Enforcer::BpfLsm,
+            ),
+            (
+                Some("lockdown,capability,apparmor,bpf"),
+                false,
+                true,
+                Enforcer::AppArmor,
+            ),
             (Some("capability,apparmor"), true, true, Enforcer::AppArmor),
             (Some("capability,selinux"), true, true, Enforcer::Fanotify),
             (None, true, true, Enforcer::Fanotify),

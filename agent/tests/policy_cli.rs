@@ -4,6 +4,13 @@
 //! in `NAME.err`. After an intended change of wording, regenerate them with
 //! `ARMLET_BLESS=1 cargo test -p armlet --test policy_cli` and review the diff.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "integration tests: a failure should stop at its line"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -40,7 +47,10 @@ fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
 }
 
 fn rel(p: &Path) -> String {
-    p.strip_prefix(repo()).expect("inside repo").display().to_string()
+    p.strip_prefix(repo())
+        .expect("inside repo")
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -98,11 +108,27 @@ fn every_shipped_policy_is_valid_and_compiles_for_every_enforcer() {
     }
     assert!(n >= 20, "only {n} policies");
     for e in ["bpf-lsm", "apparmor", "fanotify", "audit"] {
-        let out = armlet(&["policy", "compile", "--enforcer", e, "--json", "policies/examples", "policies/hardening"]);
-        assert!(out.status.success(), "{e}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = armlet(&[
+            "policy",
+            "compile",
+            "--enforcer",
+            e,
+            "--json",
+            "policies/examples",
+            "policies/hardening",
+        ]);
+        assert!(
+            out.status.success(),
+            "{e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(v["support"]["enforcer"], e);
-        assert!(v["ir"]["workloads"].as_array().is_some_and(|w| !w.is_empty()));
+        assert!(
+            v["ir"]["workloads"]
+                .as_array()
+                .is_some_and(|w| !w.is_empty())
+        );
     }
 }
 
@@ -151,7 +177,12 @@ fn several_problems_in_one_file_are_all_reported() {
     assert_eq!(out.status.code(), Some(1));
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(lines[0].ends_with("p.yaml:6:13: `spec.severity` must be from 1 (lowest) to 10 (highest), found 11"), "{stdout}");
+    assert!(
+        lines[0].ends_with(
+            "p.yaml:6:13: `spec.severity` must be from 1 (lowest) to 10 (highest), found 11"
+        ),
+        "{stdout}"
+    );
     assert!(lines[1].contains("p.yaml:9:13: "));
     assert!(lines[2].contains("p.yaml:12:17: unknown protocol `tcpp` (did you mean `tcp`?)"));
     std::fs::remove_dir_all(&dir).ok();
@@ -176,20 +207,127 @@ fn kubearmor_conformance_policies_are_all_accepted() {
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(summary.contains(" 0 error(s)"), "{summary}");
     for e in ["bpf-lsm", "apparmor", "fanotify", "audit"] {
-        let out = armlet(&["policy", "compile", "--enforcer", e, shared.to_str().expect("utf8")]);
+        let out = armlet(&[
+            "policy",
+            "compile",
+            "--enforcer",
+            e,
+            shared.to_str().expect("utf8"),
+        ]);
         assert!(out.status.success(), "{e}");
     }
 }
 
 #[test]
 fn run_refuses_unsigned_policies_without_the_dev_flag() {
-    let out = armlet(&["run", "--policies", "policies/examples/host", "--node", "n1"]);
+    let out = armlet(&[
+        "run",
+        "--policies",
+        "policies/examples/host",
+        "--node",
+        "n1",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--insecure-dev"));
-    let out = armlet(&["run", "--policies", "policies/examples/host", "--insecure-dev", "--node", "n1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = armlet(&[
+        "run",
+        "--policies",
+        "policies/examples/host",
+        "--insecure-dev",
+        "--node",
+        "n1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING: --insecure-dev"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("NOT ENFORCING"), "{stdout}");
     assert!(stdout.contains("enforcer: "), "{stdout}");
+}
+
+#[test]
+fn run_verifies_a_signed_bundle_and_refuses_a_replay() {
+    let dir = std::env::temp_dir().join(format!("armlet-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let p = |n: &str| dir.join(n).to_str().expect("utf8").to_string();
+    for (role, name) in [("root", "root"), ("policy", "pol")] {
+        let out = armlet(&["keygen", "--role", role, "--out", &p(name)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = armlet(&[
+        "trust",
+        "init",
+        "--root",
+        &p("root.pub"),
+        "--threshold",
+        "1",
+        "--policy-key",
+        &p("pol.pub"),
+        "--expires",
+        "30d",
+        "--sign-with",
+        &p("root.key"),
+        "-o",
+        &p("trust.bin"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = armlet(&[
+        "bundle",
+        "build",
+        "--serial",
+        "5",
+        "--expires",
+        "1d",
+        "--key",
+        &p("pol.key"),
+        "-o",
+        &p("b.bundle"),
+        "policies/examples/host",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = |state: &str| {
+        armlet(&[
+            "run",
+            "--bundle",
+            &p("b.bundle"),
+            "--trust",
+            &p("trust.bin"),
+            "--state",
+            state,
+            "--node",
+            "edge-1",
+        ])
+    };
+    let out = run(&p("state"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("policy source: signed bundle") && stdout.contains("(serial 5)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("default-demo"), "{stdout}");
+    // The same bundle again is a rollback (serial not above the highest seen).
+    let out = run(&p("state"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bundle rejected: rollback"));
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,3 +1,146 @@
-//! (being written)
+//! `armlet run`: the agent's main job.
+//!
+//! What it does today (and says so at every start): take the policy source — a signed bundle
+//! verified against the trust root with every node-side check, or a local directory of
+//! unsigned policies behind `--insecure-dev` — compile it, probe the host, choose the best
+//! enforcer, and print what would be enforced and what that enforcer must downgrade. The
+//! enforcement engine that loads it into the kernel and the alert stream arrive with the next
+//! issues; until then this command blocks nothing and exits after printing.
+
+use std::collections::BTreeMap;
 use std::process::ExitCode;
-pub fn run(_c: crate::cli::RunArgs) -> anyhow::Result<ExitCode> { anyhow::bail!("not yet") }
+
+use anyhow::Context as _;
+use armlet_policy::ir::{CompiledPolicy, HOSTNAME_LABEL, Posture, Workload};
+use armlet_policy::support;
+
+use crate::cli::RunArgs;
+use crate::cmd::policy::{enforcer, render};
+use crate::policy_files;
+use crate::probe::{self, HostFacts};
+
+pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let facts = HostFacts::read();
+    let (best, why) = probe::select(&facts);
+    let chosen = a.enforcer.map(enforcer).unwrap_or(best);
+    let node = match &a.node {
+        Some(n) => n.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .context("cannot read the host name; pass --node")?,
+    };
+
+    let (ir, origin) = match (&a.bundle, &a.policies) {
+        (Some(bundle), None) => {
+            let trust = a
+                .trust
+                .as_ref()
+                .context("--bundle needs --trust (the node's trust root)")?;
+            let (ir, serial) = verify_for_node(bundle, trust, &a.state, &node, &a.labels)?;
+            (
+                ir,
+                format!("signed bundle {} (serial {serial})", bundle.display()),
+            )
+        }
+        (None, Some(dir)) => {
+            if !a.insecure_dev {
+                anyhow::bail!(
+                    "refusing unsigned policies from {}: armlet enforces signed bundles \
+                     (--bundle FILE --trust trust.bin); for development pass --insecure-dev",
+                    dir.display()
+                );
+            }
+            eprintln!(
+                "armlet: WARNING: --insecure-dev: using UNSIGNED local policies from {}; never \
+                 do this in production",
+                dir.display()
+            );
+            let posture = Posture::parse(&a.default_posture)?;
+            let (ir, loaded) = policy_files::compile_paths(std::slice::from_ref(dir), posture)?;
+            for n in &loaded.replaced {
+                eprintln!("{n}");
+            }
+            (ir, format!("unsigned policies in {}", dir.display()))
+        }
+        _ => anyhow::bail!(
+            "nothing to enforce: pass --bundle FILE --trust trust.bin, or --policies DIR \
+             --insecure-dev"
+        ),
+    };
+
+    let report = support::plan(chosen, &ir);
+    println!(
+        "armlet {} on node {node} ({} {})",
+        env!("CARGO_PKG_VERSION"),
+        facts.arch,
+        facts.kernel
+    );
+    println!("policy source: {origin}");
+    println!(
+        "enforcer: {}{} — best available: {} ({why})",
+        chosen.as_str(),
+        if a.enforcer.is_some() {
+            " (forced)"
+        } else {
+            ""
+        },
+        best.as_str()
+    );
+    let host = host_workload(&node, &a.labels)?;
+    println!(
+        "host workload: {} of {} rules apply to this node",
+        ir.effective(&host).rules.len(),
+        ir.rule_count()
+    );
+    print!("\n{}", render(&ir, &report));
+    println!(
+        "\narmlet: NOT ENFORCING: this build verifies and compiles policies but has no \
+         enforcement engine yet (kernel enforcement and alerts arrive with the enforcement \
+         issue); nothing was blocked."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The node as a workload: its labels plus the host-name labels KubeArmor sets.
+pub fn host_workload(node: &str, labels: &str) -> anyhow::Result<Workload> {
+    let mut map: BTreeMap<String, String> = parse_labels(labels)?;
+    map.entry(HOSTNAME_LABEL.to_string())
+        .or_insert_with(|| node.to_string());
+    map.entry("kubernetes.io/hostname".to_string())
+        .or_insert_with(|| node.to_string());
+    Ok(Workload::Host { labels: map })
+}
+
+/// `k=v,k2=v2` → map (the same syntax as bundle scopes and `bundle verify --labels`).
+pub fn parse_labels(s: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    Ok(armlet_bundle::envelope::parse_labels(s)?)
+}
+
+/// Verify a bundle exactly as `armlet bundle verify` does (same checks, same state directory),
+/// then decode its payload. A rejection is an error that names the reason code.
+fn verify_for_node(
+    bundle: &std::path::Path,
+    trust: &std::path::Path,
+    state: &std::path::Path,
+    node: &str,
+    labels: &str,
+) -> anyhow::Result<(CompiledPolicy, u64)> {
+    use crate::cmd::bundle::{agent_version, now_unix};
+    let bytes = std::fs::read(bundle).with_context(|| format!("reading {}", bundle.display()))?;
+    let identity = armlet_bundle::NodeIdentity {
+        name: node.to_string(),
+        labels: parse_labels(labels)?,
+    };
+    let accepted = crate::state::verify_and_record(
+        &bytes,
+        trust,
+        state,
+        now_unix()?,
+        &identity,
+        agent_version()?,
+    )?
+    .map_err(|r| anyhow::anyhow!("bundle rejected: {}: {}", r.code, r.detail))?;
+    let ir = CompiledPolicy::from_bytes(&accepted.payload)
+        .context("the verified bundle's payload is not a policy this agent can apply")?;
+    Ok((ir, accepted.manifest.serial))
+}

@@ -14,7 +14,9 @@
 #   qt_rootfs_add_guest DIR SCRIPT [HOSTNAME]  /init + guest helpers + the guest script
 #   qt_rootfs_pack DIR OUT             newc cpio, gzip -1
 #   qt_vm_boot ARCH INITRD LOG         boot under qemu TCG (no network), wait for power-off
+#   qt_rootfs_merge_usr DIR            /bin /sbin /lib /lib64 -> usr/... (Debian merged-/usr layout)
 #   qt_report ARCH LOG CHECK...        PASS/FAIL lines from the console log; counts in QT_PASSED/QT_FAILED
+#   qt_count_line LINE                 count one PASS/FAIL/SKIP line (e.g. from a judge) and print it
 #
 # Environment:
 #   ARMLET_CACHE          cache dir (default <repo>/.cache/qemu): debs, kernels, work dirs, logs
@@ -34,6 +36,7 @@ QT_MEM=${ARMLET_QEMU_MEM:-512}
 QT_LSM="lockdown,capability,landlock,yama,apparmor,bpf"
 QT_PASSED=${QT_PASSED:-0}
 QT_FAILED=${QT_FAILED:-0}
+QT_SKIPPED=${QT_SKIPPED:-0}
 # Guest protocol (console lines, see guest/lib.sh):
 QT_SENTINEL_BOOT="ARMLET-QT-BOOTED"
 QT_SENTINEL_DONE="ARMLET-QT-DONE"
@@ -129,6 +132,22 @@ qt_rootfs_add_guest() {
     printf '%s\n' "$hostname" >"$dir/etc/hostname"
 }
 
+# Debian's merged-/usr layout (bookworm systems, KubeArmor's Ubuntu images): /bin, /sbin,
+# /lib, /lib64 are symlinks into /usr, so the kernel reports /usr/bin/date for /bin/date, as
+# on a real node. Run after all packages are unpacked (dpkg-deb -x replaces a symlinked dir).
+qt_rootfs_merge_usr() {
+    local dir=$1 d
+    for d in bin sbin lib lib64; do
+        [ -L "$dir/$d" ] && continue
+        if [ -d "$dir/$d" ]; then
+            mkdir -p "$dir/usr/$d"
+            cp -a "$dir/$d/." "$dir/usr/$d/" && rm -rf "${dir:?}/$d" || return 1
+        fi
+        [ -d "$dir/usr/$d" ] && ln -s "usr/$d" "$dir/$d"
+    done
+    return 0
+}
+
 qt_rootfs_pack() {
     local dir=$1 out=$2
     ( cd "$dir" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet ) \
@@ -191,6 +210,15 @@ qt_vm_boot() {
 # ---------------------------------------------------------------- results
 qt_pass() { echo "PASS $1"; QT_PASSED=$((QT_PASSED + 1)); }
 qt_fail() { echo "FAIL $1: $2"; QT_FAILED=$((QT_FAILED + 1)); }
+qt_skip() { echo "SKIP $1: $2"; QT_SKIPPED=$((QT_SKIPPED + 1)); }
+qt_count_line() {
+    case "$1" in
+        "PASS "*) QT_PASSED=$((QT_PASSED + 1)) ;;
+        "FAIL "*) QT_FAILED=$((QT_FAILED + 1)) ;;
+        "SKIP "*) QT_SKIPPED=$((QT_SKIPPED + 1)) ;;
+    esac
+    printf '%s\n' "$1"
+}
 
 # qt_report ARCH LOG CHECK...: one PASS/FAIL line per expected CHECK from the guest's
 # "ARMLET-QT-CHECK <name> PASS|FAIL <detail>" lines, plus <arch>/boot for the sentinels.
@@ -223,6 +251,8 @@ qt_report() {
 }
 
 qt_summary() {
-    echo "$QT_PASSED passed, $QT_FAILED failed"
+    local skipped=""
+    [ "$QT_SKIPPED" = 0 ] || skipped=", $QT_SKIPPED skipped"
+    echo "$QT_PASSED passed, $QT_FAILED failed$skipped"
     [ "$QT_FAILED" = 0 ]
 }

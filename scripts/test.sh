@@ -23,10 +23,12 @@ if grep -qE '^test result: FAILED' target/test.log; then exit 1; fi
 step "fuzz (bounded)"
 scripts/fuzz.sh "${ARMLET_FUZZ_SECONDS:-15}"
 
-if [ -x qemu-tests/smoke ]; then
-    step "qemu smoke boot (aarch64 + x86_64)"
-    qemu-tests/smoke
-fi
+step "qemu smoke boot (aarch64 + x86_64)"
+qemu-tests/smoke
+
+step "qemu scenarios: BPF-LSM enforcement in Debian 6.12 VMs (aarch64 + x86_64)"
+# armlet's own scenarios and, where ../shared is present, KubeArmor's host scenarios.
+qemu-tests/run --no-setup
 
 # Totals over every cargo test binary, as one plain closing line.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "\ncargo: %d passed, %d failed, %d skipped\n", p, f, i }' target/test.log

@@ -276,4 +276,16 @@ pub struct RunArgs {
     /// Default posture for --policies: block, audit or allow, or per category.
     #[arg(long, default_value = "audit")]
     pub default_posture: String,
+    /// Also write alerts (JSON lines) to this file, rotated by size.
+    #[arg(long)]
+    pub alerts_file: Option<PathBuf>,
+    /// Rotate --alerts-file when it reaches this many bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub alerts_max_bytes: u64,
+    /// How many rotated alert files to keep (FILE.1 ... FILE.N).
+    #[arg(long, default_value_t = 5)]
+    pub alerts_keep: u32,
+    /// Create this file once the policy is enforced (for supervisors and test runners).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
 }

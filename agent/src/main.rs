@@ -4,10 +4,14 @@
 //! error chain to an exit code. Everything that decides anything lives in the pure crates
 //! (`armlet-policy`, `armlet-bundle`) or in a `cmd` module that can be tested on its own.
 
+mod alert;
 mod cli;
 mod cmd;
+mod daemon;
+mod enforce;
 mod policy_files;
 mod probe;
+mod procinfo;
 mod state;
 
 use std::process::ExitCode;

@@ -112,6 +112,15 @@ def show_many(pkgs: list[str], debarch: str) -> dict[str, dict[str, str]]:
         proc = subprocess.run(["apt-cache", "show", "--no-all-versions"] + [f"{p}:{debarch}" for p in want],
                               text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         got = _parse_stanzas(proc.stdout)
+        # Architecture: all packages (e.g. libaudit-common) are unknown as pkg:<foreign
+        # arch>; apt-cache knows them as pkg:all.
+        absent = [p for p in want if p not in got]
+        if absent:
+            proc2 = subprocess.run(["apt-cache", "show", "--no-all-versions"] + [f"{p}:all" for p in absent],
+                                   text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for k, v in _parse_stanzas(proc2.stdout).items():
+                if k in absent and v.get("Architecture") == "all":
+                    got[k] = v
         for p in want:
             if p not in got:
                 raise SystemExit(f"debtool: apt-cache knows no package {p}:{debarch} "
@@ -151,7 +160,8 @@ def fetch_many(pkgs: list[str], debarch: str) -> list[str]:
         with tempfile.TemporaryDirectory(dir=ddir, prefix=".dl-") as tmp:
             os.chmod(tmp, 0o777)  # let apt's sandbox user write here
             subprocess.run(["apt-get", "download", "-q"]
-                           + [f"{p}:{debarch}={infos[p]['Version']}" for p in absent],
+                           + [f"{p}:{'all' if infos[p].get('Architecture') == 'all' else debarch}"
+                              f"={infos[p]['Version']}" for p in absent],
                            cwd=tmp, check=True, stdout=subprocess.DEVNULL)
             for p in absent:
                 # apt-get names files <pkg>_<version, ':' escaped>_<arch>.deb

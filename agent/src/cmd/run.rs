@@ -1,21 +1,22 @@
 //! `armlet run`: the agent's main job.
 //!
-//! What it does today (and says so at every start): take the policy source — a signed bundle
-//! verified against the trust root with every node-side check, or a local directory of
-//! unsigned policies behind `--insecure-dev` — compile it, probe the host, choose the best
-//! enforcer, and print what would be enforced and what that enforcer must downgrade. The
-//! enforcement engine that loads it into the kernel and the alert stream arrive with the next
-//! issues; until then this command blocks nothing and exits after printing.
+//! Take the policy source — a signed bundle verified against the trust root with every
+//! node-side check, or a local directory of unsigned policies behind `--insecure-dev` — compile
+//! it, probe the host, choose the best enforcer, and print the plan with every downgrade. With
+//! `bpf-lsm` it then enforces until SIGTERM, writing alerts as JSON lines to stdout (and
+//! `--alerts-file`). The other enforcers are not implemented yet: the command says so, blocks
+//! nothing and exits after printing the plan.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use armlet_policy::ir::{CompiledPolicy, HOSTNAME_LABEL, Posture, Workload};
-use armlet_policy::support;
+use armlet_policy::support::{self, Enforcer};
 
 use crate::cli::RunArgs;
 use crate::cmd::policy::{enforcer, render};
+use crate::daemon;
 use crate::policy_files;
 use crate::probe::{self, HostFacts};
 
@@ -69,36 +70,47 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
 
     let report = support::plan(chosen, &ir);
-    println!(
-        "armlet {} on node {node} ({} {})",
+    let host = host_workload(&node, &a.labels)?;
+    let summary = format!(
+        "armlet {} on node {node} ({} {})\npolicy source: {origin}\nenforcer: {}{} — best available: {} ({why})\nhost workload: {} of {} rules apply to this node\n\n{}",
         env!("CARGO_PKG_VERSION"),
         facts.arch,
-        facts.kernel
-    );
-    println!("policy source: {origin}");
-    println!(
-        "enforcer: {}{} — best available: {} ({why})",
+        facts.kernel,
         chosen.as_str(),
         if a.enforcer.is_some() {
             " (forced)"
         } else {
             ""
         },
-        best.as_str()
-    );
-    let host = host_workload(&node, &a.labels)?;
-    println!(
-        "host workload: {} of {} rules apply to this node",
+        best.as_str(),
         ir.effective(&host).rules.len(),
-        ir.rule_count()
+        ir.rule_count(),
+        render(&ir, &report)
     );
-    print!("\n{}", render(&ir, &report));
-    println!(
-        "\narmlet: NOT ENFORCING: this build verifies and compiles policies but has no \
-         enforcement engine yet (kernel enforcement and alerts arrive with the enforcement \
-         issue); nothing was blocked."
-    );
-    Ok(ExitCode::SUCCESS)
+    match chosen {
+        Enforcer::BpfLsm => {
+            // Alerts own stdout while enforcing; the plan goes to stderr.
+            eprint!("{summary}");
+            let out = daemon::Outputs {
+                alerts_file: a.alerts_file.clone(),
+                rotation: crate::alert::Rotation::new(a.alerts_max_bytes, a.alerts_keep)?,
+                ready_file: a.ready_file.clone(),
+                node: node.clone(),
+            };
+            daemon::run_bpf_lsm(&ir, &host, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        other => {
+            print!("{summary}");
+            println!(
+                "\narmlet: NOT ENFORCING: the {} enforcer is not implemented yet (the audit \
+                 enforcer arrives with issue #3, fanotify and AppArmor with issue #4); only \
+                 bpf-lsm enforces today. Nothing was blocked.",
+                other.as_str()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// The node as a workload: its labels plus the host-name labels KubeArmor sets.

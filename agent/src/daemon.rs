@@ -1,0 +1,236 @@
+//! The enforcing daemon: load the chosen enforcer, apply the policy, turn kernel decisions
+//! into alerts until asked to stop.
+//!
+//! Why this shape: the enforcement itself happens in the kernel; this loop only reads the
+//! ring buffer, enriches each decision from `/proc` (bounded cache) and writes alerts. It never
+//! blocks the kernel: a slow reader makes the ring buffer drop events (counted), never delays
+//! a decision. SIGTERM/SIGINT end the loop; dropping the enforcer detaches every program.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use armlet_ebpf as abi;
+use armlet_policy::ir::{CompiledPolicy, Workload};
+use armlet_policy::model::{Action, Category};
+use armlet_policy::names;
+use armlet_policy::support::Enforcer;
+
+use crate::alert::{AlertBuilder, AlertSink, DecisionEvent, Rotation, WorkloadInfo};
+use crate::enforce::bpf_lsm::{BpfLsm, Capacity, Controls};
+use crate::enforce::kernel_rules::KernelRules;
+use crate::procinfo::ProcCache;
+
+/// Most distinct `fromSource` executables one policy may name (bounds the sources map).
+const MAX_SOURCES: usize = 1024;
+/// Processes remembered for alert enrichment.
+const PROC_CACHE: usize = 4096;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() -> anyhow::Result<()> {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe; the
+        // sigaction struct is fully initialised (zeroed, then handler and empty mask set).
+        #[allow(unsafe_code, reason = "sigaction(2): std has no signal handling")]
+        let r = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&raw mut sa.sa_mask);
+            libc::sigaction(sig, &raw const sa, std::ptr::null_mut())
+        };
+        if r != 0 {
+            anyhow::bail!(
+                "cannot install a handler for signal {sig}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Where alerts go and how the daemon announces readiness.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub alerts_file: Option<PathBuf>,
+    pub rotation: Rotation,
+    pub ready_file: Option<PathBuf>,
+    pub node: String,
+}
+
+/// Enforce `ir` with BPF-LSM on this host until SIGTERM/SIGINT.
+pub fn run_bpf_lsm(ir: &CompiledPolicy, host: &Workload, out: &Outputs) -> anyhow::Result<()> {
+    let eff = ir.effective(host);
+    let mut rules = KernelRules::default();
+    rules
+        .add_workload(0, &eff, Enforcer::BpfLsm, MAX_SOURCES)
+        .context("compiling the policy for the kernel")?;
+    let mut enforcer =
+        BpfLsm::load(Capacity::for_rules(&rules)).context("starting the BPF-LSM enforcer")?;
+    let controls = Controls {
+        enforce: true,
+        host_workload: 0,
+        host_confined: !eff.rules.is_empty(),
+        agent_tgid: std::process::id(),
+        supervisor_tgid: std::os::unix::process::parent_id(),
+    };
+    enforcer
+        .apply(&rules, controls)
+        .context("applying the policy")?;
+    install_signal_handlers()?;
+
+    let mut sink = AlertSink::new().with_stdout();
+    if let Some(path) = &out.alerts_file {
+        sink = sink
+            .with_file(path, out.rotation)
+            .with_context(|| format!("opening {}", path.display()))?;
+    }
+    eprintln!(
+        "armlet: enforcing with bpf-lsm: {} rules for this node ({} path keys, {} id keys, {} \
+         allow-lists, {} sources); {} rules matched in user space only",
+        eff.rules.len(),
+        rules.path_rules.len(),
+        rules.id_rules.len(),
+        rules.allow_lists.len(),
+        rules.sources.len(),
+        rules.not_in_kernel.len()
+    );
+    if let Some(ready) = &out.ready_file {
+        std::fs::write(ready, "ready\n").with_context(|| format!("writing {}", ready.display()))?;
+    }
+
+    let builder = AlertBuilder::new(ir, Enforcer::BpfLsm, out.node.clone());
+    let mut procs = ProcCache::new(PROC_CACHE);
+    while !STOP.load(Ordering::SeqCst) {
+        enforcer.poll_events(Duration::from_millis(200), |ev| {
+            if let Some(d) = decision(&ev)
+                && d.alerts()
+            {
+                let info = procs.lookup(d.pid, d.ppid);
+                sink.write(&builder.build(&d, &info));
+            }
+        })?;
+    }
+    let c = enforcer.counters();
+    eprintln!(
+        "armlet: stopping: {} denials, {} events dropped (ring buffer full), {} paths too long, \
+         {} alerts written, {} alert writes failed, process cache {}/{} hits",
+        c[abi::CNT_DENIALS as usize],
+        c[abi::CNT_RINGBUF_DROPS as usize],
+        c[abi::CNT_LONG_PATHS as usize],
+        sink.stats().written,
+        sink.stats().dropped,
+        procs.stats().0,
+        procs.stats().0 + procs.stats().1,
+    );
+    if let Some(ready) = &out.ready_file {
+        let _ = std::fs::remove_file(ready);
+    }
+    Ok(())
+}
+
+/// Decode a kernel decision into the enforcer-independent form.
+pub fn decision(ev: &abi::Event) -> Option<DecisionEvent> {
+    if ev.kind != abi::EV_DECISION {
+        return None;
+    }
+    let category = match ev.category {
+        abi::CAT_PROCESS => Category::Process,
+        abi::CAT_FILE => Category::File,
+        abi::CAT_NETWORK => Category::Network,
+        abi::CAT_CAPABILITY => Category::Capabilities,
+        _ => return None,
+    };
+    let action = match ev.action {
+        abi::ACT_ALLOW => Action::Allow,
+        abi::ACT_AUDIT => Action::Audit,
+        abi::ACT_BLOCK => Action::Block,
+        _ => return None,
+    };
+    let resource = match category {
+        Category::Process | Category::File => abi::c_str(&ev.target),
+        Category::Network => u16::try_from(ev.id)
+            .ok()
+            .and_then(abi::protocol_name)
+            .unwrap_or("unknown")
+            .to_string(),
+        _ => names::CAPABILITIES
+            .iter()
+            .find(|(_, n)| u32::from(*n) == ev.id)
+            .map_or_else(|| format!("cap{}", ev.id), |(name, _)| (*name).to_string()),
+    };
+    Some(DecisionEvent {
+        timestamp: SystemTime::now(),
+        category,
+        rule_id: (ev.rule_id != abi::POSTURE_RULE).then_some(ev.rule_id),
+        action,
+        denied: ev.ret != 0,
+        pid: ev.pid,
+        ppid: ev.ppid,
+        uid: ev.uid,
+        comm: abi::c_str(&ev.comm),
+        source: abi::c_str(&ev.source),
+        resource,
+        workload: WorkloadInfo {
+            host: true,
+            ..WorkloadInfo::default()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(category: u8, action: u8, rule: u32, id: u32, target: &str) -> abi::Event {
+        let mut e = abi::Event {
+            kind: abi::EV_DECISION,
+            workload: 0,
+            cgroup_id: 1,
+            timestamp_ns: 0,
+            pid: 10,
+            tid: 10,
+            ppid: 1,
+            uid: 0,
+            ret: -1,
+            rule_id: rule,
+            category,
+            action,
+            write: 0,
+            _pad0: 0,
+            id,
+            comm: [0; 16],
+            source: [0; abi::PATH_MAX],
+            target: [0; abi::PATH_MAX],
+        };
+        e.target = abi::path_bytes(target).unwrap();
+        e
+    }
+
+    #[test]
+    fn kernel_events_decode_to_decisions() {
+        let d = decision(&event(abi::CAT_FILE, abi::ACT_BLOCK, 3, 0, "/etc/shadow")).unwrap();
+        assert_eq!(
+            (d.category, d.action, d.rule_id, d.denied),
+            (Category::File, Action::Block, Some(3), true)
+        );
+        assert_eq!(d.resource, "/etc/shadow");
+        let d = decision(&event(
+            abi::CAT_NETWORK,
+            abi::ACT_BLOCK,
+            abi::POSTURE_RULE,
+            5,
+            "",
+        ))
+        .unwrap();
+        assert_eq!((d.rule_id, d.resource.as_str()), (None, "raw"));
+        let d = decision(&event(abi::CAT_CAPABILITY, abi::ACT_AUDIT, 1, 13, "")).unwrap();
+        assert_eq!(d.resource, "net_raw");
+        assert!(decision(&event(9, abi::ACT_BLOCK, 1, 0, "")).is_none());
+    }
+}

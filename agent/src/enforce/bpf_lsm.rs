@@ -1,0 +1,436 @@
+//! The BPF-LSM enforcer: loads armlet's eBPF object with aya, attaches the LSM programs, and
+//! swaps policies atomically.
+//!
+//! Atomic swap: every rule key carries a generation bit. `apply` writes the complete next
+//! generation while the kernel still reads the current one, flips `settings.generation` in one
+//! array-map update, and only then deletes the old generation. If writing the next generation
+//! fails (a map is full, say), what was written is removed and the current policy stays in
+//! force untouched. There is no moment without a policy.
+//!
+//! Nothing is pinned: when the agent exits, the links close and the programs detach.
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use armlet_ebpf::{self as abi, maps};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::Lsm;
+use aya::{Btf, Ebpf, EbpfLoader};
+
+use super::kernel_rules::{KernelRules, KernelRulesError};
+
+/// Map capacities, set at load time (DESIGN: bounded, sized from the bundle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub workloads: u32,
+    pub sources: u32,
+    pub path_rules: u32,
+    pub id_rules: u32,
+    pub allow_lists: u32,
+}
+
+impl Capacity {
+    /// Room for two generations of `rules` (the swap writes the next before deleting the
+    /// current) plus headroom for policy updates that grow, with floors for tiny policies.
+    pub fn for_rules(rules: &KernelRules) -> Self {
+        let room = |n: usize, floor: u32| {
+            let n = u32::try_from(n).unwrap_or(u32::MAX / 4);
+            n.saturating_mul(4).max(floor)
+        };
+        Capacity {
+            workloads: 1024,
+            sources: room(rules.sources.len(), 64),
+            path_rules: room(rules.path_rules.len(), 1024),
+            id_rules: room(rules.id_rules.len(), 256),
+            allow_lists: room(rules.allow_lists.len(), 256),
+        }
+    }
+
+    pub fn fits(&self, rules: &KernelRules) -> bool {
+        let half = |cap: u32, n: usize| usize::try_from(cap / 2).is_ok_and(|c| n <= c);
+        half(self.sources, rules.sources.len())
+            && half(self.path_rules, rules.path_rules.len())
+            && half(self.id_rules, rules.id_rules.len())
+            && half(self.allow_lists, rules.allow_lists.len())
+    }
+}
+
+/// What can go wrong loading or feeding the kernel programs.
+#[derive(Debug, thiserror::Error)]
+pub enum BpfLsmError {
+    #[error(
+        "this binary was built without its eBPF object (ARMLET_EBPF_STUB or no clang); refusing \
+         to enforce"
+    )]
+    NoObject,
+    #[error("kernel BTF is unavailable (/sys/kernel/btf/vmlinux): {0}")]
+    Btf(#[from] aya::BtfError),
+    #[error("loading the eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF program `{0}` is missing from the object")]
+    MissingProgram(&'static str),
+    #[error("eBPF map `{0}` is missing from the object")]
+    MissingMap(&'static str),
+    #[error("program `{name}` (LSM hook {hook}): {source}")]
+    Program {
+        name: &'static str,
+        hook: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("map `{name}`: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("the policy does not fit the kernel maps: {0}")]
+    Rules(#[from] KernelRulesError),
+    #[error("the policy needs larger maps than were sized at load time; restart the agent")]
+    Capacity,
+    #[error("waiting for events: {0}")]
+    Poll(std::io::Error),
+}
+
+/// The settings the agent controls besides the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Controls {
+    /// Deny Block decisions (false: report only).
+    pub enforce: bool,
+    pub host_workload: u32,
+    pub host_confined: bool,
+    pub agent_tgid: u32,
+    pub supervisor_tgid: u32,
+}
+
+/// The loaded, attached programs and their maps.
+pub struct BpfLsm {
+    ebpf: Ebpf,
+    events: RingBuf<MapData>,
+    capacity: Capacity,
+    generation: u8,
+    written: Option<KernelRules>,
+}
+
+impl std::fmt::Debug for BpfLsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BpfLsm")
+            .field("capacity", &self.capacity)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> BpfLsmError {
+    move |source| BpfLsmError::Map { name, source }
+}
+
+impl BpfLsm {
+    /// Load the object, size the maps, load and attach every LSM program. Until the first
+    /// [`BpfLsm::apply`], settings are inactive and every hook passes.
+    pub fn load(capacity: Capacity) -> Result<Self, BpfLsmError> {
+        if !abi::object_is_real() {
+            return Err(BpfLsmError::NoObject);
+        }
+        let btf = Btf::from_sys_fs()?;
+        let mut loader = EbpfLoader::new();
+        loader
+            .btf(Some(&btf))
+            .map_max_entries(maps::WORKLOADS, capacity.workloads)
+            .map_max_entries(maps::SOURCES, capacity.sources)
+            .map_max_entries(maps::PATH_RULES, capacity.path_rules)
+            .map_max_entries(maps::ID_RULES, capacity.id_rules)
+            .map_max_entries(maps::ALLOW_LISTS, capacity.allow_lists);
+        let mut ebpf = loader.load(abi::object())?;
+        for (name, hook) in abi::LSM_PROGRAMS {
+            let prog: &mut Lsm = ebpf
+                .program_mut(name)
+                .ok_or(BpfLsmError::MissingProgram(name))?
+                .try_into()
+                .map_err(|source| BpfLsmError::Program { name, hook, source })?;
+            prog.load(hook, &btf)
+                .map_err(|source| BpfLsmError::Program { name, hook, source })?;
+            prog.attach()
+                .map_err(|source| BpfLsmError::Program { name, hook, source })?;
+        }
+        let events = RingBuf::try_from(
+            ebpf.take_map(maps::EVENTS)
+                .ok_or(BpfLsmError::MissingMap(maps::EVENTS))?,
+        )
+        .map_err(map_err(maps::EVENTS))?;
+        Ok(BpfLsm {
+            ebpf,
+            events,
+            capacity,
+            generation: 0,
+            written: None,
+        })
+    }
+
+    /// Replace the policy in force with `rules`, atomically (see the module docs).
+    pub fn apply(&mut self, rules: &KernelRules, controls: Controls) -> Result<(), BpfLsmError> {
+        if !self.capacity.fits(rules) {
+            return Err(BpfLsmError::Capacity);
+        }
+        let next = match self.written {
+            None => 0,
+            Some(_) => self.generation ^ 1,
+        };
+        if let Err(e) = self.write_generation(rules, next) {
+            // Best effort: remove the partial next generation; the current one is untouched.
+            let _ = self.delete_generation(rules, next);
+            return Err(e);
+        }
+        let settings = abi::Settings {
+            generation: next,
+            enforce: u8::from(controls.enforce),
+            active: 1,
+            has_sources: u8::from(rules.has_sources()),
+            host_workload: controls.host_workload,
+            agent_tgid: controls.agent_tgid,
+            supervisor_tgid: controls.supervisor_tgid,
+            host_confined: u8::from(controls.host_confined),
+            _pad: [0; 7],
+        };
+        let mut array: Array<&mut MapData, abi::Settings> = Array::try_from(
+            self.ebpf
+                .map_mut(maps::SETTINGS)
+                .ok_or(BpfLsmError::MissingMap(maps::SETTINGS))?,
+        )
+        .map_err(map_err(maps::SETTINGS))?;
+        array.set(0, settings, 0).map_err(map_err(maps::SETTINGS))?;
+        if let Some(old) = self.written.take() {
+            self.delete_generation(&old, self.generation)?;
+        }
+        self.generation = next;
+        self.written = Some(rules.clone());
+        Ok(())
+    }
+
+    fn write_generation(&mut self, rules: &KernelRules, gen_: u8) -> Result<(), BpfLsmError> {
+        {
+            let mut m: HashMap<&mut MapData, abi::SourceKey, u32> = self.hash(maps::SOURCES)?;
+            for (path, id) in &rules.sources {
+                // A fromSource binary that does not exist cannot run: nothing to match.
+                if let Some(key) = source_key(path, gen_) {
+                    m.insert(key, id, 0).map_err(map_err(maps::SOURCES))?;
+                }
+            }
+        }
+        {
+            let mut m: HashMap<&mut MapData, abi::PathKey, abi::RuleSet> =
+                self.hash(maps::PATH_RULES)?;
+            for ((wl, src, cat, kind, path), set) in &rules.path_rules {
+                m.insert(path_key(*wl, *src, *cat, *kind, path, gen_)?, set, 0)
+                    .map_err(map_err(maps::PATH_RULES))?;
+            }
+        }
+        {
+            let mut m: HashMap<&mut MapData, abi::IdKey, abi::RuleSet> =
+                self.hash(maps::ID_RULES)?;
+            for ((wl, src, cat, id), set) in &rules.id_rules {
+                m.insert(id_key(*wl, *src, *cat, *id, gen_), set, 0)
+                    .map_err(map_err(maps::ID_RULES))?;
+            }
+        }
+        {
+            let mut m: HashMap<&mut MapData, abi::PostureKey, abi::Posture> =
+                self.hash(maps::ALLOW_LISTS)?;
+            for ((wl, src, cat), action) in &rules.allow_lists {
+                let v = abi::Posture {
+                    action: *action,
+                    _pad: [0; 7],
+                };
+                m.insert(posture_key(*wl, *src, *cat, gen_), v, 0)
+                    .map_err(map_err(maps::ALLOW_LISTS))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_generation(&mut self, rules: &KernelRules, gen_: u8) -> Result<(), BpfLsmError> {
+        // Entries that were never written fail with "not found"; only the first real error is
+        // reported, after trying every entry.
+        let mut first: Option<BpfLsmError> = None;
+        let mut note = |r: Result<(), aya::maps::MapError>, name: &'static str| {
+            if let Err(e) = r
+                && !matches!(e, aya::maps::MapError::KeyNotFound)
+                && first.is_none()
+            {
+                first = Some(BpfLsmError::Map { name, source: e });
+            }
+        };
+        {
+            let mut m: HashMap<&mut MapData, abi::SourceKey, u32> = self.hash(maps::SOURCES)?;
+            for path in rules.sources.keys() {
+                if let Some(key) = source_key(path, gen_) {
+                    note(m.remove(&key), maps::SOURCES);
+                }
+            }
+        }
+        {
+            let mut m: HashMap<&mut MapData, abi::PathKey, abi::RuleSet> =
+                self.hash(maps::PATH_RULES)?;
+            for (wl, src, cat, kind, path) in rules.path_rules.keys() {
+                if let Ok(k) = path_key(*wl, *src, *cat, *kind, path, gen_) {
+                    note(m.remove(&k), maps::PATH_RULES);
+                }
+            }
+        }
+        {
+            let mut m: HashMap<&mut MapData, abi::IdKey, abi::RuleSet> =
+                self.hash(maps::ID_RULES)?;
+            for (wl, src, cat, id) in rules.id_rules.keys() {
+                note(
+                    m.remove(&id_key(*wl, *src, *cat, *id, gen_)),
+                    maps::ID_RULES,
+                );
+            }
+        }
+        {
+            let mut m: HashMap<&mut MapData, abi::PostureKey, abi::Posture> =
+                self.hash(maps::ALLOW_LISTS)?;
+            for (wl, src, cat) in rules.allow_lists.keys() {
+                note(
+                    m.remove(&posture_key(*wl, *src, *cat, gen_)),
+                    maps::ALLOW_LISTS,
+                );
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn hash<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<HashMap<&mut MapData, K, V>, BpfLsmError> {
+        HashMap::try_from(
+            self.ebpf
+                .map_mut(name)
+                .ok_or(BpfLsmError::MissingMap(name))?,
+        )
+        .map_err(map_err(name))
+    }
+
+    /// Wait up to `timeout` for events and hand each decoded one to `f`. Returns how many.
+    pub fn poll_events(
+        &mut self,
+        timeout: Duration,
+        mut f: impl FnMut(abi::Event),
+    ) -> Result<usize, BpfLsmError> {
+        let mut n = drain(&mut self.events, &mut f);
+        if n == 0 {
+            wait_readable(self.events.as_raw_fd(), timeout).map_err(BpfLsmError::Poll)?;
+            n = drain(&mut self.events, &mut f);
+        }
+        Ok(n)
+    }
+
+    /// Kernel counters summed over CPUs: ring-buffer drops, denials, long paths, busy scratch.
+    pub fn counters(&self) -> [u64; abi::CNT_MAX as usize] {
+        let mut out = [0u64; abi::CNT_MAX as usize];
+        let Some(map) = self.ebpf.map(maps::COUNTERS) else {
+            return out;
+        };
+        let Ok(arr) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+            return out;
+        };
+        for (slot, total) in out.iter_mut().enumerate() {
+            if let Ok(values) = arr.get(&u32::try_from(slot).unwrap_or(0), 0) {
+                *total = values.iter().sum();
+            }
+        }
+        out
+    }
+}
+
+fn drain(rb: &mut RingBuf<MapData>, f: &mut impl FnMut(abi::Event)) -> usize {
+    let mut n = 0;
+    while let Some(item) = rb.next() {
+        if let Some(ev) = abi::Event::from_bytes(&item) {
+            f(ev);
+        }
+        n += 1;
+    }
+    n
+}
+
+fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) -> std::io::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `pfd` is a valid, exclusively borrowed pollfd array of length 1 for the call.
+    #[allow(
+        unsafe_code,
+        reason = "poll(2) on the ring buffer's fd; no safe wrapper in std"
+    )]
+    let r = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// The device and inode of a fromSource executable, as the kernel sees them.
+///
+/// Limitation (documented in ARCHITECTURE.md): a binary replaced after the policy was applied
+/// (a package upgrade) gets a new inode and is not matched until the policy is applied again.
+fn source_key(path: &str, gen_: u8) -> Option<abi::SourceKey> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    let dev = meta.dev();
+    Some(abi::SourceKey {
+        dev: abi::kernel_dev(libc::major(dev), libc::minor(dev)),
+        ino: meta.ino(),
+        generation: gen_,
+        _pad: [0; 7],
+    })
+}
+
+fn path_key(
+    wl: u32,
+    src: u32,
+    cat: u8,
+    kind: u8,
+    path: &str,
+    gen_: u8,
+) -> Result<abi::PathKey, BpfLsmError> {
+    Ok(abi::PathKey {
+        workload: wl,
+        source: src,
+        generation: gen_,
+        category: cat,
+        kind,
+        _pad0: 0,
+        _pad1: 0,
+        path: abi::path_bytes(path).map_err(|source| KernelRulesError::Path { rule: 0, source })?,
+    })
+}
+
+fn id_key(wl: u32, src: u32, cat: u8, id: u16, gen_: u8) -> abi::IdKey {
+    abi::IdKey {
+        workload: wl,
+        source: src,
+        generation: gen_,
+        category: cat,
+        id,
+        _pad: 0,
+    }
+}
+
+fn posture_key(wl: u32, src: u32, cat: u8, gen_: u8) -> abi::PostureKey {
+    abi::PostureKey {
+        workload: wl,
+        source: src,
+        generation: gen_,
+        category: cat,
+        _pad0: 0,
+        _pad1: 0,
+    }
+}

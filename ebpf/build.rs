@@ -1,0 +1,137 @@
+//! Compiles `src/bpf/armlet.bpf.c` with clang (BPF target, CO-RE) into `$OUT_DIR/armlet.bpf.o`,
+//! and compiles a tiny host C program that prints the ABI header's sizes and offsets into
+//! `$OUT_DIR/abi_layout.rs`, so the Rust mirror's layout tests compare against the C compiler.
+//!
+//! `ARMLET_EBPF_STUB=1` (or no clang on the machine) builds an empty object instead, so
+//! `cargo check`/`clippy` work anywhere; the agent refuses to enforce with an empty object.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_else(|_| ".".into()));
+    let obj = out.join("armlet.bpf.o");
+    println!("cargo:rerun-if-changed=src/bpf");
+    println!("cargo:rerun-if-changed=include");
+    println!("cargo:rerun-if-env-changed=ARMLET_EBPF_STUB");
+    println!("cargo:rerun-if-env-changed=CLANG");
+
+    let clang = env::var("CLANG").unwrap_or_else(|_| "clang".into());
+    let stub = env::var_os("ARMLET_EBPF_STUB").is_some_and(|v| v == "1");
+    let have_clang = Command::new(&clang)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if stub || !have_clang {
+        println!(
+            "cargo:warning=armlet-ebpf: building an EMPTY eBPF object ({}); the agent will refuse to enforce",
+            if stub {
+                "ARMLET_EBPF_STUB=1"
+            } else {
+                "clang not found; run scripts/setup-dev.sh"
+            }
+        );
+        if fs::write(&obj, b"").is_err() {
+            std::process::exit(1);
+        }
+    } else {
+        let status = Command::new(&clang)
+            .args([
+                "-O2",
+                "-g",
+                "-target",
+                "bpf",
+                "-Wall",
+                "-Werror",
+                "-Wno-unused-function",
+            ])
+            .args(["-I", "include", "-c", "src/bpf/armlet.bpf.c", "-o"])
+            .arg(&obj)
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("armlet-ebpf: clang failed to build src/bpf/armlet.bpf.c");
+            std::process::exit(1);
+        }
+    }
+
+    // The ABI layout as the C compiler sees it (host compiler; the structs use fixed-width
+    // integers only, so BPF and host layouts agree).
+    let probe_src = out.join("abi_layout.c");
+    let probe_bin = out.join("abi_layout");
+    let mut c =
+        String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"armlet_abi.h\"\n");
+    c.push_str(
+        "#define S(t) printf(\"pub const SIZE_%s: usize = %zu;\\n\", #t, sizeof(struct t));\n",
+    );
+    c.push_str("#define O(t,f) printf(\"pub const OFF_%s_%s: usize = %zu;\\n\", #t, #f, offsetof(struct t, f));\n");
+    c.push_str("int main(void) {\n");
+    for s in [
+        "armlet_settings",
+        "armlet_workload",
+        "armlet_source_key",
+        "armlet_path_key",
+        "armlet_id_key",
+        "armlet_rule_slot",
+        "armlet_rule_set",
+        "armlet_posture_key",
+        "armlet_posture",
+        "armlet_event",
+    ] {
+        c.push_str(&format!("S({s})\n"));
+    }
+    for (s, f) in [
+        ("armlet_settings", "host_workload"),
+        ("armlet_settings", "agent_tgid"),
+        ("armlet_settings", "supervisor_tgid"),
+        ("armlet_settings", "host_confined"),
+        ("armlet_path_key", "generation"),
+        ("armlet_path_key", "kind"),
+        ("armlet_path_key", "path"),
+        ("armlet_id_key", "id"),
+        ("armlet_posture_key", "category"),
+        ("armlet_event", "timestamp_ns"),
+        ("armlet_event", "rule_id"),
+        ("armlet_event", "id"),
+        ("armlet_event", "comm"),
+        ("armlet_event", "source"),
+        ("armlet_event", "target"),
+    ] {
+        c.push_str(&format!("O({s},{f})\n"));
+    }
+    c.push_str("return 0; }\n");
+    let layout_rs = out.join("abi_layout.rs");
+    let built = fs::write(&probe_src, c).is_ok()
+        && cc_host()
+            .args(["-I", "include", "-o"])
+            .arg(&probe_bin)
+            .arg(&probe_src)
+            .status()
+            .is_ok_and(|s| s.success());
+    let text = if built {
+        Command::new(&probe_bin)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    } else {
+        None
+    };
+    let text = text.unwrap_or_else(|| {
+        println!("cargo:warning=armlet-ebpf: no host C compiler: ABI layout tests will be skipped");
+        "pub const MEASURED: bool = false;\n".into()
+    });
+    let text = if text.contains("MEASURED") {
+        text
+    } else {
+        format!("pub const MEASURED: bool = true;\n{text}")
+    };
+    if fs::write(&layout_rs, text).is_err() {
+        std::process::exit(1);
+    }
+}
+
+fn cc_host() -> Command {
+    Command::new(env::var("HOST_CC").unwrap_or_else(|_| "cc".into()))
+}

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * armlet kernel <-> user ABI. Mirrored in Rust by ebpf/src/abi.rs; the layout tests there
+ * fail if the two drift. Rules of this header:
+ *   - integers only (no bool, no enum-typed fields), explicit padding, sizes multiple of 8;
+ *   - every map key is fully initialised (padding zeroed) by both sides, because hash maps
+ *     compare raw bytes;
+ *   - values written by the kernel are read by user space as plain integers.
+ */
+#ifndef ARMLET_ABI_H
+#define ARMLET_ABI_H
+
+#ifndef __ARMLET_TYPES_DEFINED
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef int __s32;
+#endif
+
+/* Longest path matched in the kernel (bytes, including the terminating NUL). Longer paths are
+ * handled fail-closed for Block rules: see file_open in armlet.bpf.c. */
+#define ARMLET_PATH_MAX 256
+/* Rules that can share one key (same workload, source, category, kind and path). */
+#define ARMLET_RULES_PER_KEY 4
+#define ARMLET_NO_RULE 0xffffffffu
+/* Rule id reported for a default-posture decision. */
+#define ARMLET_POSTURE_RULE 0xfffffffeu
+
+/* Categories (armlet_path_key.category, armlet_id_key.category, events). */
+#define ARMLET_CAT_PROCESS 1
+#define ARMLET_CAT_FILE 2
+#define ARMLET_CAT_NETWORK 3
+#define ARMLET_CAT_CAPABILITY 4
+
+/* Path match kinds (armlet_path_key.kind). */
+#define ARMLET_KIND_EXACT 1         /* the whole path */
+#define ARMLET_KIND_DIR_DIRECT 2    /* key path is the parent directory, with trailing '/' */
+#define ARMLET_KIND_DIR_RECURSIVE 3 /* key path is any ancestor directory, with trailing '/' */
+#define ARMLET_KIND_NAME 4          /* key path is the last component (execname) */
+
+/* Actions (rule slots, posture, events). 0 = empty. */
+#define ARMLET_ACT_ALLOW 1
+#define ARMLET_ACT_AUDIT 2
+#define ARMLET_ACT_BLOCK 3
+
+/* Rule slot flags. */
+#define ARMLET_FLAG_READ_ONLY 1
+#define ARMLET_FLAG_OWNER_ONLY 2
+
+/* Network protocol ids (armlet_id_key.id for ARMLET_CAT_NETWORK), KubeArmor's names. */
+#define ARMLET_PROTO_ALL 0xff
+#define ARMLET_PROTO_TCP 1
+#define ARMLET_PROTO_UDP 2
+#define ARMLET_PROTO_ICMP 3
+#define ARMLET_PROTO_ICMPV6 4
+#define ARMLET_PROTO_RAW 5
+#define ARMLET_PROTO_SCTP 6
+#define ARMLET_PROTO_STREAM 7
+#define ARMLET_PROTO_DGRAM 8
+#define ARMLET_PROTO_RDM 9
+#define ARMLET_PROTO_SEQPACKET 10
+#define ARMLET_PROTO_DCCP 11
+#define ARMLET_PROTO_PACKET 12
+
+/* Event kinds (armlet_event.kind). Stable: retired ids stay unused. */
+#define ARMLET_EV_DECISION 1
+
+/* Counter slots (PERCPU_ARRAY "armlet_counters"). */
+#define ARMLET_CNT_RINGBUF_DROPS 0
+#define ARMLET_CNT_DENIALS 1
+#define ARMLET_CNT_LONG_PATHS 2
+#define ARMLET_CNT_SCRATCH_BUSY 3
+#define ARMLET_CNT_MAX 4
+
+/* "armlet_settings": ARRAY, one entry. */
+struct armlet_settings {
+    __u8 generation;   /* which generation of rule keys is active (0 or 1) */
+    __u8 enforce;      /* 1: Block denies; 0: decisions are reported, nothing is denied */
+    __u8 active;       /* 0: no policy loaded yet, every hook passes */
+    __u8 has_sources;  /* 1: some rule has fromSource, so hooks resolve the caller's executable */
+    __u32 host_workload;  /* workload index for tasks whose cgroup is not in "armlet_workloads" */
+    __u32 agent_tgid;     /* protected from signals and ptrace by confined tasks */
+    __u32 supervisor_tgid; /* the agent's parent (init, systemd, a test runner) may still stop it */
+    __u8 host_confined;   /* 1: the host workload has rules, so self-protection applies to it */
+    __u8 _pad[7];
+};
+
+/* "armlet_workloads": HASH cgroup id (u64) -> struct armlet_workload. */
+struct armlet_workload {
+    __u32 index;
+    __u8 confined; /* 1: the workload has rules; its tasks may not signal or trace the agent */
+    __u8 _pad[3];
+};
+
+/* "armlet_sources": HASH; the executable file of a fromSource entry, by device and inode
+ * (user space stats the policy's paths when it applies a policy) -> source id (u32, > 0).
+ * Why not the path: resolving a path needs bpf_d_path, which the kernel allows only in
+ * sleepable LSM hooks (not in capable, task_kill, ...); the inode is readable everywhere,
+ * cheaper, and also covers hard links to the same binary. dev is the kernel's encoding
+ * (major << 20 | minor). */
+struct armlet_source_key {
+    __u64 dev;
+    __u64 ino;
+    __u8 generation;
+    __u8 _pad[7];
+};
+
+/* "armlet_path_rules": HASH -> struct armlet_rule_set. */
+struct armlet_path_key {
+    __u32 workload;
+    __u32 source; /* 0: any process */
+    __u8 generation;
+    __u8 category;
+    __u8 kind;
+    __u8 _pad0;
+    __u32 _pad1;
+    char path[ARMLET_PATH_MAX]; /* zero-padded */
+};
+
+/* "armlet_id_rules": HASH (network protocols, capabilities) -> struct armlet_rule_set. */
+struct armlet_id_key {
+    __u32 workload;
+    __u32 source;
+    __u8 generation;
+    __u8 category;
+    __u16 id; /* protocol id or capability number */
+    __u32 _pad;
+};
+
+struct armlet_rule_slot {
+    __u32 rule_id; /* ARMLET_NO_RULE: empty slot */
+    __u8 action;
+    __u8 flags;
+    __u16 _pad;
+};
+
+struct armlet_rule_set {
+    struct armlet_rule_slot slots[ARMLET_RULES_PER_KEY];
+};
+
+/* "armlet_allow_lists": HASH; present = the category is in allow-list mode for this workload
+ * (source 0) or for this source executable; the value is the default posture action. */
+struct armlet_posture_key {
+    __u32 workload;
+    __u32 source;
+    __u8 generation;
+    __u8 category;
+    __u16 _pad0;
+    __u32 _pad1;
+};
+
+struct armlet_posture {
+    __u8 action;
+    __u8 _pad[7];
+};
+
+/* Ring buffer "armlet_events": one record per alerting decision. */
+struct armlet_event {
+    __u32 kind;
+    __u32 workload;
+    __u64 cgroup_id;
+    __u64 timestamp_ns; /* bpf_ktime_get_boot_ns */
+    __u32 pid;          /* tgid */
+    __u32 tid;
+    __u32 ppid;         /* tgid of the real parent */
+    __u32 uid;
+    __s32 ret;          /* 0 or -EPERM: what the hook returned */
+    __u32 rule_id;      /* ARMLET_POSTURE_RULE for the default posture */
+    __u8 category;
+    __u8 action;        /* the rule's (or posture's) action */
+    __u8 write;         /* file opened for writing */
+    __u8 _pad0;
+    __u32 id;           /* protocol id, capability number, or 0 */
+    char comm[16];
+    char source[ARMLET_PATH_MAX]; /* executable of the acting task */
+    char target[ARMLET_PATH_MAX]; /* path (process/file) */
+};
+
+#endif /* ARMLET_ABI_H */

@@ -1,0 +1,447 @@
+//! armlet's eBPF object and the Rust mirror of its ABI (`include/armlet_abi.h`).
+//!
+//! Why a crate of its own: the kernel programs are C with CO-RE (clang, built by `build.rs`),
+//! and the user-space side needs their bytes and the exact layout of every map key, value and
+//! event. Keeping both here, with layout tests that compare against what the C compiler
+//! measured at build time, means the two sides cannot drift silently.
+//!
+//! All types are `#[repr(C)]`, integers only, explicit padding, `Copy`, and constructed zeroed
+//! (hash maps compare raw key bytes, so padding must be zero).
+#![deny(unsafe_code)]
+
+/// The compiled eBPF object (empty when built with `ARMLET_EBPF_STUB=1` or without clang).
+pub fn object() -> &'static [u8] {
+    &OBJECT.0
+}
+
+/// Whether [`object`] holds real programs (the agent refuses to enforce otherwise).
+pub fn object_is_real() -> bool {
+    OBJECT.0.len() > 4 && OBJECT.0.starts_with(b"\x7fELF")
+}
+
+#[repr(C, align(8))]
+struct Aligned<T: ?Sized>(T);
+
+static OBJECT: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/armlet.bpf.o")));
+
+/// Longest path matched in the kernel, including the NUL.
+pub const PATH_MAX: usize = 256;
+pub const RULES_PER_KEY: usize = 4;
+pub const NO_RULE: u32 = 0xffff_ffff;
+pub const POSTURE_RULE: u32 = 0xffff_fffe;
+
+pub const CAT_PROCESS: u8 = 1;
+pub const CAT_FILE: u8 = 2;
+pub const CAT_NETWORK: u8 = 3;
+pub const CAT_CAPABILITY: u8 = 4;
+
+pub const KIND_EXACT: u8 = 1;
+pub const KIND_DIR_DIRECT: u8 = 2;
+pub const KIND_DIR_RECURSIVE: u8 = 3;
+pub const KIND_NAME: u8 = 4;
+
+pub const ACT_ALLOW: u8 = 1;
+pub const ACT_AUDIT: u8 = 2;
+pub const ACT_BLOCK: u8 = 3;
+
+pub const FLAG_READ_ONLY: u8 = 1;
+pub const FLAG_OWNER_ONLY: u8 = 2;
+
+pub const EV_DECISION: u32 = 1;
+
+pub const CNT_RINGBUF_DROPS: u32 = 0;
+pub const CNT_DENIALS: u32 = 1;
+pub const CNT_LONG_PATHS: u32 = 2;
+pub const CNT_SCRATCH_BUSY: u32 = 3;
+pub const CNT_MAX: u32 = 4;
+
+/// KubeArmor protocol names and their ABI ids.
+pub const PROTOCOLS: &[(&str, u16)] = &[
+    ("all", 0xff),
+    ("tcp", 1),
+    ("udp", 2),
+    ("icmp", 3),
+    ("icmpv6", 4),
+    ("raw", 5),
+    ("sctp", 6),
+    ("stream", 7),
+    ("dgram", 8),
+    ("rdm", 9),
+    ("seqpacket", 10),
+    ("dccp", 11),
+    ("packet", 12),
+];
+
+pub fn protocol_id(name: &str) -> Option<u16> {
+    PROTOCOLS.iter().find(|(n, _)| *n == name).map(|(_, i)| *i)
+}
+
+pub fn protocol_name(id: u16) -> Option<&'static str> {
+    PROTOCOLS.iter().find(|(_, i)| *i == id).map(|(n, _)| *n)
+}
+
+/// Map names, as in the C source.
+pub mod maps {
+    pub const SETTINGS: &str = "armlet_settings";
+    pub const WORKLOADS: &str = "armlet_workloads";
+    pub const SOURCES: &str = "armlet_sources";
+    pub const PATH_RULES: &str = "armlet_path_rules";
+    pub const ID_RULES: &str = "armlet_id_rules";
+    pub const ALLOW_LISTS: &str = "armlet_allow_lists";
+    pub const EVENTS: &str = "armlet_events";
+    pub const COUNTERS: &str = "armlet_counters";
+}
+
+/// LSM programs: (program name in the object, LSM hook name).
+pub const LSM_PROGRAMS: &[(&str, &str)] = &[
+    ("armlet_file_open", "file_open"),
+    ("armlet_bprm_check", "bprm_check_security"),
+    ("armlet_socket_create", "socket_create"),
+    ("armlet_capable", "capable"),
+    ("armlet_task_kill", "task_kill"),
+    ("armlet_ptrace_access_check", "ptrace_access_check"),
+];
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub generation: u8,
+    pub enforce: u8,
+    pub active: u8,
+    pub has_sources: u8,
+    pub host_workload: u32,
+    pub agent_tgid: u32,
+    pub supervisor_tgid: u32,
+    pub host_confined: u8,
+    pub _pad: [u8; 7],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Workload {
+    pub index: u32,
+    pub confined: u8,
+    pub _pad: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceKey {
+    /// The kernel's device number of the file system (`major << 20 | minor`).
+    pub dev: u64,
+    pub ino: u64,
+    pub generation: u8,
+    pub _pad: [u8; 7],
+}
+
+/// The kernel's internal encoding of a device number (`MKDEV`), from user-space major/minor.
+pub fn kernel_dev(major: u32, minor: u32) -> u64 {
+    (u64::from(major) << 20) | u64::from(minor & 0xf_ffff)
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PathKey {
+    pub workload: u32,
+    pub source: u32,
+    pub generation: u8,
+    pub category: u8,
+    pub kind: u8,
+    pub _pad0: u8,
+    pub _pad1: u32,
+    pub path: [u8; PATH_MAX],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct IdKey {
+    pub workload: u32,
+    pub source: u32,
+    pub generation: u8,
+    pub category: u8,
+    pub id: u16,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleSlot {
+    pub rule_id: u32,
+    pub action: u8,
+    pub flags: u8,
+    pub _pad: u16,
+}
+
+impl RuleSlot {
+    pub const EMPTY: RuleSlot = RuleSlot {
+        rule_id: NO_RULE,
+        action: 0,
+        flags: 0,
+        _pad: 0,
+    };
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleSet {
+    pub slots: [RuleSlot; RULES_PER_KEY],
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet {
+            slots: [RuleSlot::EMPTY; RULES_PER_KEY],
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PostureKey {
+    pub workload: u32,
+    pub source: u32,
+    pub generation: u8,
+    pub category: u8,
+    pub _pad0: u16,
+    pub _pad1: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Posture {
+    pub action: u8,
+    pub _pad: [u8; 7],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Event {
+    pub kind: u32,
+    pub workload: u32,
+    pub cgroup_id: u64,
+    pub timestamp_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub ret: i32,
+    pub rule_id: u32,
+    pub category: u8,
+    pub action: u8,
+    pub write: u8,
+    pub _pad0: u8,
+    pub id: u32,
+    pub comm: [u8; 16],
+    pub source: [u8; PATH_MAX],
+    pub target: [u8; PATH_MAX],
+}
+
+// SAFETY: every type is #[repr(C)], Copy, made only of integers and integer arrays with
+// explicit padding fields, so any bit pattern is valid and there are no implicit padding bytes.
+#[allow(
+    unsafe_code,
+    reason = "aya::Pod marks plain-old-data map keys and values"
+)]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for Settings {}
+    unsafe impl aya::Pod for Workload {}
+    unsafe impl aya::Pod for SourceKey {}
+    unsafe impl aya::Pod for PathKey {}
+    unsafe impl aya::Pod for IdKey {}
+    unsafe impl aya::Pod for RuleSet {}
+    unsafe impl aya::Pod for PostureKey {}
+    unsafe impl aya::Pod for Posture {}
+}
+
+/// Error for a path that does not fit a key (the kernel could never match it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("path `{0}` is {1} bytes; the kernel matches at most {max} bytes", max = PATH_MAX - 1)]
+pub struct PathTooLong(pub String, pub usize);
+
+/// A zero-padded, NUL-terminated path buffer.
+pub fn path_bytes(path: &str) -> Result<[u8; PATH_MAX], PathTooLong> {
+    let b = path.as_bytes();
+    if b.len() >= PATH_MAX {
+        return Err(PathTooLong(path.to_string(), b.len()));
+    }
+    let mut out = [0u8; PATH_MAX];
+    out[..b.len()].copy_from_slice(b);
+    Ok(out)
+}
+
+/// The text of a NUL-terminated buffer written by the kernel.
+pub fn c_str(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+impl Event {
+    /// Decode a ring-buffer record; None when it is too short or of another kind.
+    pub fn from_bytes(b: &[u8]) -> Option<Event> {
+        if b.len() < std::mem::size_of::<Event>() {
+            return None;
+        }
+        let u32_at = |o: usize| {
+            b.get(o..o + 4)
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_ne_bytes)
+        };
+        let u64_at = |o: usize| {
+            b.get(o..o + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_ne_bytes)
+        };
+        let mut e = Event {
+            kind: u32_at(0)?,
+            workload: u32_at(4)?,
+            cgroup_id: u64_at(8)?,
+            timestamp_ns: u64_at(16)?,
+            pid: u32_at(24)?,
+            tid: u32_at(28)?,
+            ppid: u32_at(32)?,
+            uid: u32_at(36)?,
+            ret: i32::from_ne_bytes(b.get(40..44)?.try_into().ok()?),
+            rule_id: u32_at(44)?,
+            category: *b.get(48)?,
+            action: *b.get(49)?,
+            write: *b.get(50)?,
+            _pad0: 0,
+            id: u32_at(52)?,
+            comm: [0; 16],
+            source: [0; PATH_MAX],
+            target: [0; PATH_MAX],
+        };
+        e.comm.copy_from_slice(b.get(56..72)?);
+        e.source.copy_from_slice(b.get(72..72 + PATH_MAX)?);
+        e.target
+            .copy_from_slice(b.get(72 + PATH_MAX..72 + 2 * PATH_MAX)?);
+        Some(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[allow(
+        non_upper_case_globals,
+        reason = "names generated from the C struct names"
+    )]
+    mod measured {
+        include!(concat!(env!("OUT_DIR"), "/abi_layout.rs"));
+    }
+
+    #[test]
+    fn rust_layout_matches_the_c_header() {
+        use measured::*;
+        if !MEASURED {
+            eprintln!("skipped: no host C compiler measured the header");
+            return;
+        }
+        assert_eq!(size_of::<Settings>(), SIZE_armlet_settings);
+        assert_eq!(size_of::<Workload>(), SIZE_armlet_workload);
+        assert_eq!(size_of::<SourceKey>(), SIZE_armlet_source_key);
+        assert_eq!(size_of::<PathKey>(), SIZE_armlet_path_key);
+        assert_eq!(size_of::<IdKey>(), SIZE_armlet_id_key);
+        assert_eq!(size_of::<RuleSlot>(), SIZE_armlet_rule_slot);
+        assert_eq!(size_of::<RuleSet>(), SIZE_armlet_rule_set);
+        assert_eq!(size_of::<PostureKey>(), SIZE_armlet_posture_key);
+        assert_eq!(size_of::<Posture>(), SIZE_armlet_posture);
+        assert_eq!(size_of::<Event>(), SIZE_armlet_event);
+        assert_eq!(
+            offset_of!(Settings, host_workload),
+            OFF_armlet_settings_host_workload
+        );
+        assert_eq!(
+            offset_of!(Settings, agent_tgid),
+            OFF_armlet_settings_agent_tgid
+        );
+        assert_eq!(
+            offset_of!(Settings, supervisor_tgid),
+            OFF_armlet_settings_supervisor_tgid
+        );
+        assert_eq!(
+            offset_of!(Settings, host_confined),
+            OFF_armlet_settings_host_confined
+        );
+        assert_eq!(
+            offset_of!(PathKey, generation),
+            OFF_armlet_path_key_generation
+        );
+        assert_eq!(offset_of!(PathKey, kind), OFF_armlet_path_key_kind);
+        assert_eq!(offset_of!(PathKey, path), OFF_armlet_path_key_path);
+        assert_eq!(offset_of!(IdKey, id), OFF_armlet_id_key_id);
+        assert_eq!(
+            offset_of!(PostureKey, category),
+            OFF_armlet_posture_key_category
+        );
+        assert_eq!(
+            offset_of!(Event, timestamp_ns),
+            OFF_armlet_event_timestamp_ns
+        );
+        assert_eq!(offset_of!(Event, rule_id), OFF_armlet_event_rule_id);
+        assert_eq!(offset_of!(Event, id), OFF_armlet_event_id);
+        assert_eq!(offset_of!(Event, comm), OFF_armlet_event_comm);
+        assert_eq!(offset_of!(Event, source), OFF_armlet_event_source);
+        assert_eq!(offset_of!(Event, target), OFF_armlet_event_target);
+    }
+
+    #[test]
+    fn every_size_is_a_multiple_of_eight() {
+        for s in [
+            size_of::<Settings>(),
+            size_of::<Workload>(),
+            size_of::<SourceKey>(),
+            size_of::<PathKey>(),
+            size_of::<IdKey>(),
+            size_of::<RuleSet>(),
+            size_of::<PostureKey>(),
+            size_of::<Posture>(),
+            size_of::<Event>(),
+        ] {
+            assert_eq!(s % 8, 0, "size {s}");
+        }
+    }
+
+    #[test]
+    fn event_decoding_reads_the_fields_where_the_kernel_writes_them() {
+        let mut b = vec![0u8; size_of::<Event>()];
+        b[0..4].copy_from_slice(&EV_DECISION.to_ne_bytes());
+        b[44..48].copy_from_slice(&7u32.to_ne_bytes());
+        b[49] = ACT_BLOCK;
+        b[56..59].copy_from_slice(b"cat");
+        b[72..80].copy_from_slice(b"/bin/cat");
+        b[72 + PATH_MAX..72 + PATH_MAX + 11].copy_from_slice(b"/etc/passwd");
+        let e = Event::from_bytes(&b).unwrap();
+        assert_eq!((e.kind, e.rule_id, e.action), (EV_DECISION, 7, ACT_BLOCK));
+        assert_eq!(c_str(&e.comm), "cat");
+        assert_eq!(c_str(&e.source), "/bin/cat");
+        assert_eq!(c_str(&e.target), "/etc/passwd");
+        assert!(Event::from_bytes(&b[..100]).is_none());
+    }
+
+    #[test]
+    fn the_object_is_built() {
+        // With clang present (the test command installs it) the object must be real.
+        if std::env::var_os("ARMLET_EBPF_STUB").is_none() {
+            assert!(
+                object_is_real(),
+                "eBPF object is empty: is clang installed?"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_and_protocols() {
+        assert_eq!(&path_bytes("/etc").unwrap()[..5], b"/etc\0");
+        assert!(path_bytes(&"a".repeat(PATH_MAX)).is_err());
+        assert_eq!(protocol_id("tcp"), Some(1));
+        assert_eq!(protocol_name(0xff), Some("all"));
+        for (name, _) in PROTOCOLS {
+            assert!(armlet_policy::names::PROTOCOLS.contains(name), "{name}");
+        }
+    }
+}

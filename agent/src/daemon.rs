@@ -18,6 +18,7 @@ use armlet_policy::names;
 use armlet_policy::support::Enforcer;
 
 use crate::alert::{AlertBuilder, AlertSink, DecisionEvent, Rotation, WorkloadInfo};
+use crate::cmd::run::PolicySource;
 use crate::enforce::bpf_lsm::{BpfLsm, Capacity, Controls};
 use crate::enforce::kernel_rules::KernelRules;
 use crate::procinfo::ProcCache;
@@ -28,13 +29,18 @@ const MAX_SOURCES: usize = 1024;
 const PROC_CACHE: usize = 4096;
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        RELOAD.store(true, Ordering::SeqCst);
+    } else {
+        STOP.store(true, Ordering::SeqCst);
+    }
 }
 
 fn install_signal_handlers() -> anyhow::Result<()> {
-    for sig in [libc::SIGTERM, libc::SIGINT] {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe; the
         // sigaction struct is fully initialised (zeroed, then handler and empty mask set).
         #[allow(unsafe_code, reason = "sigaction(2): std has no signal handling")]
@@ -63,19 +69,33 @@ pub struct Outputs {
     pub node: String,
 }
 
-/// Enforce `ir` with BPF-LSM on this host until SIGTERM/SIGINT.
-pub fn run_bpf_lsm(ir: &CompiledPolicy, host: &Workload, out: &Outputs) -> anyhow::Result<()> {
+/// Compile the policy for this node's kernel maps.
+fn kernel_rules(ir: &CompiledPolicy, host: &Workload) -> anyhow::Result<(KernelRules, usize)> {
     let eff = ir.effective(host);
     let mut rules = KernelRules::default();
     rules
         .add_workload(0, &eff, Enforcer::BpfLsm, MAX_SOURCES)
         .context("compiling the policy for the kernel")?;
+    Ok((rules, eff.rules.len()))
+}
+
+/// Enforce with the BPF-LSM programs on this host until SIGTERM/SIGINT; SIGHUP reloads the
+/// policy source. `enforcer` is `BpfLsm` (deny) or `Audit` (same programs, report-only).
+pub fn run_bpf_lsm(
+    ir: CompiledPolicy,
+    host: &Workload,
+    source: &PolicySource,
+    enforcer_kind: Enforcer,
+    out: &Outputs,
+) -> anyhow::Result<()> {
+    let mut ir = ir;
+    let (rules, applicable) = kernel_rules(&ir, host)?;
     let mut enforcer =
         BpfLsm::load(Capacity::for_rules(&rules)).context("starting the BPF-LSM enforcer")?;
     let controls = Controls {
-        enforce: true,
+        enforce: enforcer_kind == Enforcer::BpfLsm,
         host_workload: 0,
-        host_confined: !eff.rules.is_empty(),
+        host_confined: applicable > 0,
         agent_tgid: std::process::id(),
         supervisor_tgid: std::os::unix::process::parent_id(),
     };
@@ -90,23 +110,40 @@ pub fn run_bpf_lsm(ir: &CompiledPolicy, host: &Workload, out: &Outputs) -> anyho
             .with_file(path, out.rotation)
             .with_context(|| format!("opening {}", path.display()))?;
     }
-    eprintln!(
-        "armlet: enforcing with bpf-lsm: {} rules for this node ({} path keys, {} id keys, {} \
-         allow-lists, {} sources); {} rules matched in user space only",
-        eff.rules.len(),
-        rules.path_rules.len(),
-        rules.id_rules.len(),
-        rules.allow_lists.len(),
-        rules.sources.len(),
-        rules.not_in_kernel.len()
-    );
+    announce(enforcer_kind, applicable, &rules);
     if let Some(ready) = &out.ready_file {
         std::fs::write(ready, "ready\n").with_context(|| format!("writing {}", ready.display()))?;
     }
 
-    let builder = AlertBuilder::new(ir, Enforcer::BpfLsm, out.node.clone());
+    let mut builder = AlertBuilder::new(&ir, enforcer_kind, out.node.clone());
     let mut procs = ProcCache::new(PROC_CACHE);
     while !STOP.load(Ordering::SeqCst) {
+        if RELOAD.swap(false, Ordering::SeqCst) {
+            // Any failure keeps the policy in force: the kernel maps are only swapped after
+            // the new policy verified, compiled and was written completely.
+            let result = source.load().and_then(|(next, origin)| {
+                let (rules, applicable) = kernel_rules(&next, host)?;
+                let controls = Controls {
+                    host_confined: applicable > 0,
+                    ..controls
+                };
+                enforcer
+                    .apply(&rules, controls)
+                    .context("applying the policy")?;
+                Ok((next, origin, rules, applicable))
+            });
+            match result {
+                Ok((next, origin, rules, applicable)) => {
+                    ir = next;
+                    builder = AlertBuilder::new(&ir, enforcer_kind, out.node.clone());
+                    eprintln!("armlet: reloaded {origin}");
+                    announce(enforcer_kind, applicable, &rules);
+                }
+                Err(e) => {
+                    eprintln!("armlet: reload refused, the current policy stays in force: {e:#}")
+                }
+            }
+        }
         enforcer.poll_events(Duration::from_millis(200), |ev| {
             if let Some(d) = decision(&ev)
                 && d.alerts()
@@ -117,21 +154,39 @@ pub fn run_bpf_lsm(ir: &CompiledPolicy, host: &Workload, out: &Outputs) -> anyho
         })?;
     }
     let c = enforcer.counters();
+    let (hits, misses) = procs.stats();
     eprintln!(
         "armlet: stopping: {} denials, {} events dropped (ring buffer full), {} paths too long, \
-         {} alerts written, {} alert writes failed, process cache {}/{} hits",
+         {} alerts written, {} alert writes failed, process cache {hits}/{} hits",
         c[abi::CNT_DENIALS as usize],
         c[abi::CNT_RINGBUF_DROPS as usize],
         c[abi::CNT_LONG_PATHS as usize],
         sink.stats().written,
         sink.stats().dropped,
-        procs.stats().0,
-        procs.stats().0 + procs.stats().1,
+        hits + misses,
     );
     if let Some(ready) = &out.ready_file {
         let _ = std::fs::remove_file(ready);
     }
     Ok(())
+}
+
+fn announce(kind: Enforcer, applicable: usize, rules: &KernelRules) {
+    eprintln!(
+        "armlet: {} with {}: {applicable} rules for this node ({} path keys, {} id keys, {} \
+         allow-lists, {} sources); {} rules matched in user space only",
+        if kind == Enforcer::BpfLsm {
+            "enforcing"
+        } else {
+            "auditing (report-only)"
+        },
+        kind.as_str(),
+        rules.path_rules.len(),
+        rules.id_rules.len(),
+        rules.allow_lists.len(),
+        rules.sources.len(),
+        rules.not_in_kernel.len()
+    );
 }
 
 /// Decode a kernel decision into the enforcer-independent form.

@@ -4,8 +4,10 @@
 //! node-side check, or a local directory of unsigned policies behind `--insecure-dev` — compile
 //! it, probe the host, choose the best enforcer, and print the plan with every downgrade. With
 //! `bpf-lsm` it then enforces until SIGTERM, writing alerts as JSON lines to stdout (and
-//! `--alerts-file`). The other enforcers are not implemented yet: the command says so, blocks
-//! nothing and exits after printing the plan.
+//! `--alerts-file`); SIGHUP reloads the source and swaps the policy atomically (a rejected or
+//! invalid one leaves the current policy in force). `--enforcer audit` on a kernel with
+//! BPF-LSM runs the same programs report-only. The other enforcers are not implemented yet: the
+//! command says so, blocks nothing and exits after printing the plan.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -20,6 +22,54 @@ use crate::daemon;
 use crate::policy_files;
 use crate::probe::{self, HostFacts};
 
+/// Where the policy comes from; loaded at start and again on SIGHUP.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    /// A signed bundle, verified with every node-side check (and recorded in the state dir).
+    Bundle {
+        bundle: std::path::PathBuf,
+        trust: std::path::PathBuf,
+        state: std::path::PathBuf,
+        node: String,
+        labels: String,
+    },
+    /// Unsigned local policies (`--insecure-dev`).
+    Local {
+        path: std::path::PathBuf,
+        posture: Posture,
+    },
+}
+
+impl PolicySource {
+    /// Load, verify and compile. A rejected bundle is an error naming its reason code; the
+    /// caller keeps the policy in force.
+    pub fn load(&self) -> anyhow::Result<(CompiledPolicy, String)> {
+        match self {
+            PolicySource::Bundle {
+                bundle,
+                trust,
+                state,
+                node,
+                labels,
+            } => {
+                let (ir, serial) = verify_for_node(bundle, trust, state, node, labels)?;
+                Ok((
+                    ir,
+                    format!("signed bundle {} (serial {serial})", bundle.display()),
+                ))
+            }
+            PolicySource::Local { path, posture } => {
+                let (ir, loaded) =
+                    policy_files::compile_paths(std::slice::from_ref(path), *posture)?;
+                for n in &loaded.replaced {
+                    eprintln!("{n}");
+                }
+                Ok((ir, format!("unsigned policies in {}", path.display())))
+            }
+        }
+    }
+}
+
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let facts = HostFacts::read();
     let (best, why) = probe::select(&facts);
@@ -31,18 +81,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             .context("cannot read the host name; pass --node")?,
     };
 
-    let (ir, origin) = match (&a.bundle, &a.policies) {
-        (Some(bundle), None) => {
-            let trust = a
+    let source = match (&a.bundle, &a.policies) {
+        (Some(bundle), None) => PolicySource::Bundle {
+            bundle: bundle.clone(),
+            trust: a
                 .trust
-                .as_ref()
-                .context("--bundle needs --trust (the node's trust root)")?;
-            let (ir, serial) = verify_for_node(bundle, trust, &a.state, &node, &a.labels)?;
-            (
-                ir,
-                format!("signed bundle {} (serial {serial})", bundle.display()),
-            )
-        }
+                .clone()
+                .context("--bundle needs --trust (the node's trust root)")?,
+            state: a.state.clone(),
+            node: node.clone(),
+            labels: a.labels.clone(),
+        },
         (None, Some(dir)) => {
             if !a.insecure_dev {
                 anyhow::bail!(
@@ -56,18 +105,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                  do this in production",
                 dir.display()
             );
-            let posture = Posture::parse(&a.default_posture)?;
-            let (ir, loaded) = policy_files::compile_paths(std::slice::from_ref(dir), posture)?;
-            for n in &loaded.replaced {
-                eprintln!("{n}");
+            PolicySource::Local {
+                path: dir.clone(),
+                posture: Posture::parse(&a.default_posture)?,
             }
-            (ir, format!("unsigned policies in {}", dir.display()))
         }
         _ => anyhow::bail!(
             "nothing to enforce: pass --bundle FILE --trust trust.bin, or --policies DIR \
              --insecure-dev"
         ),
     };
+    let (ir, origin) = source.load()?;
 
     let report = support::plan(chosen, &ir);
     let host = host_workload(&node, &a.labels)?;
@@ -87,8 +135,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ir.rule_count(),
         render(&ir, &report)
     );
+    let bpf_lsm_works = probe::select(&facts).0 == Enforcer::BpfLsm;
     match chosen {
-        Enforcer::BpfLsm => {
+        // The audit enforcer on a kernel with BPF-LSM: the same programs, report-only.
+        Enforcer::BpfLsm | Enforcer::Audit if chosen == Enforcer::BpfLsm || bpf_lsm_works => {
             // Alerts own stdout while enforcing; the plan goes to stderr.
             eprint!("{summary}");
             let out = daemon::Outputs {
@@ -97,15 +147,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 ready_file: a.ready_file.clone(),
                 node: node.clone(),
             };
-            daemon::run_bpf_lsm(&ir, &host, &out)?;
+            daemon::run_bpf_lsm(ir, &host, &source, chosen, &out)?;
             Ok(ExitCode::SUCCESS)
         }
         other => {
             print!("{summary}");
             println!(
-                "\narmlet: NOT ENFORCING: the {} enforcer is not implemented yet (the audit \
-                 enforcer arrives with issue #3, fanotify and AppArmor with issue #4); only \
-                 bpf-lsm enforces today. Nothing was blocked.",
+                "\narmlet: NOT ENFORCING: the {} enforcer is not implemented for this kernel yet \
+                 (without BPF-LSM: the tracepoint-based audit enforcer arrives with issue #3, \
+                 fanotify and AppArmor with issue #4). Nothing was blocked.",
                 other.as_str()
             );
             Ok(ExitCode::SUCCESS)

@@ -30,8 +30,10 @@ pub enum Command {
     /// Build, sign, verify and inspect signed policy bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
-    /// Run the agent on this node (at this stage: verify and show what would be enforced).
+    /// Run the agent on this node: verify the policy, choose the enforcer, enforce, alert.
     Run(RunArgs),
+    /// Show what this host supports and which enforcer armlet would choose, and why.
+    Probe(ProbeArgs),
     /// Print version, git revision, target and enforcers compiled in.
     Version,
 }
@@ -245,6 +247,16 @@ pub struct BundleVerifyArgs {
 pub struct BundleInspectArgs {
     /// The bundle file.
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Skip the functional probe (loading and attaching the BPF-LSM programs; needs root).
+    #[arg(long)]
+    pub no_load: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -98,6 +98,7 @@ pub fn run_bpf_lsm(
         host_confined: applicable > 0,
         agent_tgid: std::process::id(),
         supervisor_tgid: std::os::unix::process::parent_id(),
+        probe: false,
     };
     enforcer
         .apply(&rules, controls)

@@ -1,9 +1,10 @@
 //! Host probe and enforcer selection.
 //!
 //! Why split: reading `/sys` is I/O and lives in [`HostFacts::read`]; choosing an enforcer is a
-//! pure function ([`select`]) over those facts, table-tested. This is the static half of
-//! DESIGN §5's selection; the functional probe (attach a trivial program and see it fire)
-//! arrives with the enforcement engine and can only move the choice *down* the list.
+//! pure function ([`select`]) over those facts, table-tested. The functional probe
+//! ([`functional_bpf_lsm`]) then loads and attaches the real programs with an empty policy,
+//! triggers a file open and checks the hooks fired — it can only move the choice *down* the
+//! list (a kernel that lists `bpf` but refuses the programs, as this CI machine's does).
 
 use std::fs;
 
@@ -79,6 +80,63 @@ pub fn select(f: &HostFacts) -> (Enforcer, String) {
             format!("{list}; no blocking mechanism is available: observe only"),
         )
     }
+}
+
+/// Load and attach the BPF-LSM programs with an empty, report-only policy, open a file, and
+/// check that the hooks ran. Everything detaches when this returns.
+pub fn functional_bpf_lsm() -> Result<String, String> {
+    use crate::enforce::bpf_lsm::{BpfLsm, Capacity, Controls};
+    use crate::enforce::kernel_rules::KernelRules;
+    let rules = KernelRules::default();
+    let mut enforcer = BpfLsm::load(Capacity::for_rules(&rules)).map_err(|e| format!("{e}"))?;
+    let controls = Controls {
+        enforce: false,
+        host_workload: 0,
+        host_confined: false,
+        agent_tgid: 0,
+        supervisor_tgid: 0,
+        probe: true,
+    };
+    enforcer
+        .apply(&rules, controls)
+        .map_err(|e| format!("{e}"))?;
+    for _ in 0..3 {
+        let _ = fs::read_to_string("/proc/self/status");
+    }
+    let hits = enforcer.counters()[armlet_ebpf::CNT_PROBE_HITS as usize];
+    if hits == 0 {
+        return Err("the programs attached but no hook ran when a file was opened".to_string());
+    }
+    Ok(format!(
+        "{} LSM programs attached; {hits} hook invocations seen for 3 file opens",
+        armlet_ebpf::LSM_PROGRAMS.len()
+    ))
+}
+
+/// The facts with BPF-LSM struck out (after a failed functional probe).
+pub fn without_bpf(f: &HostFacts) -> HostFacts {
+    HostFacts {
+        lsms: f
+            .lsms
+            .as_ref()
+            .map(|l| l.iter().filter(|x| *x != "bpf").cloned().collect()),
+        ..f.clone()
+    }
+}
+
+/// Is AppArmor usable (securityfs interface present)?
+pub fn apparmor_present() -> bool {
+    fs::metadata("/sys/kernel/security/apparmor").is_ok()
+}
+
+/// Where cgroup v2 is mounted, if anywhere.
+pub fn cgroup2_mount() -> Option<String> {
+    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(str::to_string)
 }
 
 #[cfg(test)]

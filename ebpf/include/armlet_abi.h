@@ -71,7 +71,8 @@ typedef int __s32;
 #define ARMLET_CNT_DENIALS 1
 #define ARMLET_CNT_LONG_PATHS 2
 #define ARMLET_CNT_SCRATCH_BUSY 3
-#define ARMLET_CNT_MAX 4
+#define ARMLET_CNT_PROBE_HITS 4
+#define ARMLET_CNT_MAX 8
 
 /* "armlet_settings": ARRAY, one entry. */
 struct armlet_settings {
@@ -83,7 +84,8 @@ struct armlet_settings {
     __u32 agent_tgid;     /* protected from signals and ptrace by confined tasks */
     __u32 supervisor_tgid; /* the agent's parent (init, systemd, a test runner) may still stop it */
     __u8 host_confined;   /* 1: the host workload has rules, so self-protection applies to it */
-    __u8 _pad[7];
+    __u8 probe;           /* 1: count every hook invocation in ARMLET_CNT_PROBE_HITS */
+    __u8 _pad[6];
 };
 
 /* "armlet_workloads": HASH cgroup id (u64) -> struct armlet_workload. */

@@ -54,7 +54,8 @@ pub const CNT_RINGBUF_DROPS: u32 = 0;
 pub const CNT_DENIALS: u32 = 1;
 pub const CNT_LONG_PATHS: u32 = 2;
 pub const CNT_SCRATCH_BUSY: u32 = 3;
-pub const CNT_MAX: u32 = 4;
+pub const CNT_PROBE_HITS: u32 = 4;
+pub const CNT_MAX: u32 = 8;
 
 /// KubeArmor protocol names and their ABI ids.
 pub const PROTOCOLS: &[(&str, u16)] = &[
@@ -114,7 +115,8 @@ pub struct Settings {
     pub agent_tgid: u32,
     pub supervisor_tgid: u32,
     pub host_confined: u8,
-    pub _pad: [u8; 7],
+    pub probe: u8,
+    pub _pad: [u8; 6],
 }
 
 #[repr(C)]

@@ -16,6 +16,14 @@ else
     qt_check_fail btf "/sys/kernel/btf/vmlinux missing"
 fi
 
+# armlet probe: the functional probe loads and attaches the BPF-LSM programs and sees them fire,
+# and the selection lands on bpf-lsm.
+p=$(armlet probe 2>&1); rc=$?
+case "$rc:$p" in
+    0:*"BPF-LSM:       works"*"Selected: bpf-lsm"*) qt_check_pass probe "$(printf '%s\n' "$p" | grep -E 'BPF-LSM:|Selected:' | tr -s ' ' | tr '\n' ';')" ;;
+    *) qt_check_fail probe "exit $rc: $(printf '%s\n' "$p" | tail -n 4 | tr '\n' ';')" ;;
+esac
+
 # Debian userland unpacked into the initramfs (qt_rootfs_add_debs): dynamic glibc
 # binaries of the guest's arch must run.
 [ -f /armlet-qt/env ] && . /armlet-qt/env

@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod keys;
 pub mod policy;
+pub mod probe;
 pub mod run;
 pub mod trust;
 
@@ -19,6 +20,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Trust(c) => trust::run(c),
         Command::Bundle(c) => bundle::run(c),
         Command::Run(a) => run::run(a),
+        Command::Probe(a) => probe::run(&a),
         Command::Version => {
             println!(
                 "armlet {} (target {}-{})",

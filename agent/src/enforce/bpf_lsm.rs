@@ -101,6 +101,8 @@ pub struct Controls {
     pub host_confined: bool,
     pub agent_tgid: u32,
     pub supervisor_tgid: u32,
+    /// Count every hook invocation (the functional probe).
+    pub probe: bool,
 }
 
 /// The loaded, attached programs and their maps.
@@ -190,7 +192,8 @@ impl BpfLsm {
             agent_tgid: controls.agent_tgid,
             supervisor_tgid: controls.supervisor_tgid,
             host_confined: u8::from(controls.host_confined),
-            _pad: [0; 7],
+            probe: u8::from(controls.probe),
+            _pad: [0; 6],
         };
         let mut array: Array<&mut MapData, abi::Settings> = Array::try_from(
             self.ebpf

@@ -132,6 +132,8 @@ static __always_inline struct armlet_settings *settings(void)
     struct armlet_settings *st = bpf_map_lookup_elem(&armlet_settings, &zero);
     if (!st || !st->active)
         return 0;
+    if (st->probe)
+        count(ARMLET_CNT_PROBE_HITS);
     return st;
 }
 

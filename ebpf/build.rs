@@ -86,6 +86,7 @@ fn main() {
         ("armlet_settings", "agent_tgid"),
         ("armlet_settings", "supervisor_tgid"),
         ("armlet_settings", "host_confined"),
+        ("armlet_settings", "alerts_per_sec"),
         ("armlet_path_key", "generation"),
         ("armlet_path_key", "kind"),
         ("armlet_path_key", "path"),

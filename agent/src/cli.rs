@@ -297,6 +297,11 @@ pub struct RunArgs {
     /// How many rotated alert files to keep (FILE.1 ... FILE.N).
     #[arg(long, default_value_t = 5)]
     pub alerts_keep: u32,
+    /// Alerts per second per workload and priority, counted in the kernel (rule matches and
+    /// default-posture alerts have separate budgets, so posture noise never starves policy
+    /// alerts); beyond it alerts are dropped and counted, decisions never change. 0 = no limit.
+    #[arg(long, default_value_t = 200)]
+    pub alerts_per_sec: u32,
     /// Create this file once the policy is enforced (for supervisors and test runners).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,

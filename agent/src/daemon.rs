@@ -67,6 +67,8 @@ pub struct Outputs {
     pub rotation: Rotation,
     pub ready_file: Option<PathBuf>,
     pub node: String,
+    /// In-kernel alert budget per workload and priority (rule matches / default posture).
+    pub alerts_per_sec: u32,
 }
 
 /// Compile the policy for this node's kernel maps.
@@ -99,6 +101,7 @@ pub fn run_bpf_lsm(
         agent_tgid: std::process::id(),
         supervisor_tgid: std::os::unix::process::parent_id(),
         probe: false,
+        alerts_per_sec: out.alerts_per_sec,
     };
     enforcer
         .apply(&rules, controls)
@@ -157,10 +160,11 @@ pub fn run_bpf_lsm(
     let c = enforcer.counters();
     let (hits, misses) = procs.stats();
     eprintln!(
-        "armlet: stopping: {} denials, {} events dropped (ring buffer full), {} paths too long, \
-         {} alerts written, {} alert writes failed, process cache {hits}/{} hits",
+        "armlet: stopping: {} denials, {} events dropped (ring buffer full), {} alerts \
+         throttled, {} paths too long, {} alerts written, {} alert writes failed, process cache {hits}/{} hits",
         c[abi::CNT_DENIALS as usize],
         c[abi::CNT_RINGBUF_DROPS as usize],
+        c[abi::CNT_THROTTLED as usize],
         c[abi::CNT_LONG_PATHS as usize],
         sink.stats().written,
         sink.stats().dropped,
@@ -258,7 +262,7 @@ mod tests {
             category,
             action,
             write: 0,
-            _pad0: 0,
+            op: 0,
             id,
             comm: [0; 16],
             source: [0; abi::PATH_MAX],

@@ -96,6 +96,7 @@ pub fn functional_bpf_lsm() -> Result<String, String> {
         agent_tgid: 0,
         supervisor_tgid: 0,
         probe: true,
+        alerts_per_sec: 0,
     };
     enforcer
         .apply(&rules, controls)

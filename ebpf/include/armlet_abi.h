@@ -72,7 +72,20 @@ typedef int __s32;
 #define ARMLET_CNT_LONG_PATHS 2
 #define ARMLET_CNT_SCRATCH_BUSY 3
 #define ARMLET_CNT_PROBE_HITS 4
+#define ARMLET_CNT_THROTTLED 5
 #define ARMLET_CNT_MAX 8
+
+/* Alert priorities for in-kernel throttling: a rule match is never starved by posture noise
+ * (each has its own budget per workload). */
+#define ARMLET_PRIO_RULE 0
+#define ARMLET_PRIO_POSTURE 1
+
+/* Network operations (armlet_event.op for ARMLET_CAT_NETWORK). */
+#define ARMLET_NET_CREATE 1
+#define ARMLET_NET_CONNECT 2
+#define ARMLET_NET_BIND 3
+#define ARMLET_NET_LISTEN 4
+#define ARMLET_NET_ACCEPT 5
 
 /* "armlet_settings": ARRAY, one entry. */
 struct armlet_settings {
@@ -85,7 +98,17 @@ struct armlet_settings {
     __u32 supervisor_tgid; /* the agent's parent (init, systemd, a test runner) may still stop it */
     __u8 host_confined;   /* 1: the host workload has rules, so self-protection applies to it */
     __u8 probe;           /* 1: count every hook invocation in ARMLET_CNT_PROBE_HITS */
-    __u8 _pad[6];
+    __u8 _pad[2];
+    /* Alerts per second per workload and priority (0 = unlimited). Throttling only drops the
+     * alert (counted in ARMLET_CNT_THROTTLED); the decision is never changed. */
+    __u32 alerts_per_sec;
+};
+
+/* "armlet_throttle": LRU hash (workload << 8 | priority) -> one-second window. */
+struct armlet_throttle {
+    __u64 window_start_ns;
+    __u32 count;
+    __u32 _pad;
 };
 
 /* "armlet_workloads": HASH cgroup id (u64) -> struct armlet_workload. */
@@ -172,7 +195,7 @@ struct armlet_event {
     __u8 category;
     __u8 action;        /* the rule's (or posture's) action */
     __u8 write;         /* file opened for writing */
-    __u8 _pad0;
+    __u8 op;            /* network operation (ARMLET_NET_*), 0 otherwise */
     __u32 id;           /* protocol id, capability number, or 0 */
     char comm[16];
     char source[ARMLET_PATH_MAX]; /* executable of the acting task */

@@ -55,6 +55,13 @@ pub const CNT_DENIALS: u32 = 1;
 pub const CNT_LONG_PATHS: u32 = 2;
 pub const CNT_SCRATCH_BUSY: u32 = 3;
 pub const CNT_PROBE_HITS: u32 = 4;
+pub const CNT_THROTTLED: u32 = 5;
+
+pub const NET_CREATE: u8 = 1;
+pub const NET_CONNECT: u8 = 2;
+pub const NET_BIND: u8 = 3;
+pub const NET_LISTEN: u8 = 4;
+pub const NET_ACCEPT: u8 = 5;
 pub const CNT_MAX: u32 = 8;
 
 /// KubeArmor protocol names and their ABI ids.
@@ -99,6 +106,10 @@ pub const LSM_PROGRAMS: &[(&str, &str)] = &[
     ("armlet_file_open", "file_open"),
     ("armlet_bprm_check", "bprm_check_security"),
     ("armlet_socket_create", "socket_create"),
+    ("armlet_socket_connect", "socket_connect"),
+    ("armlet_socket_bind", "socket_bind"),
+    ("armlet_socket_listen", "socket_listen"),
+    ("armlet_socket_accept", "socket_accept"),
     ("armlet_capable", "capable"),
     ("armlet_task_kill", "task_kill"),
     ("armlet_ptrace_access_check", "ptrace_access_check"),
@@ -116,7 +127,9 @@ pub struct Settings {
     pub supervisor_tgid: u32,
     pub host_confined: u8,
     pub probe: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
+    /// Alerts per second per workload and priority; 0 = unlimited.
+    pub alerts_per_sec: u32,
 }
 
 #[repr(C)]
@@ -232,7 +245,8 @@ pub struct Event {
     pub category: u8,
     pub action: u8,
     pub write: u8,
-    pub _pad0: u8,
+    /// Network operation (`NET_*`), 0 otherwise.
+    pub op: u8,
     pub id: u32,
     pub comm: [u8; 16],
     pub source: [u8; PATH_MAX],
@@ -309,7 +323,7 @@ impl Event {
             category: *b.get(48)?,
             action: *b.get(49)?,
             write: *b.get(50)?,
-            _pad0: 0,
+            op: *b.get(51)?,
             id: u32_at(52)?,
             comm: [0; 16],
             source: [0; PATH_MAX],

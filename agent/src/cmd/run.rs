@@ -146,6 +146,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 rotation: crate::alert::Rotation::new(a.alerts_max_bytes, a.alerts_keep)?,
                 ready_file: a.ready_file.clone(),
                 node: node.clone(),
+                alerts_per_sec: a.alerts_per_sec,
             };
             daemon::run_bpf_lsm(ir, &host, &source, chosen, &out)?;
             Ok(ExitCode::SUCCESS)

@@ -103,6 +103,8 @@ pub struct Controls {
     pub supervisor_tgid: u32,
     /// Count every hook invocation (the functional probe).
     pub probe: bool,
+    /// Alerts per second per workload and priority (0 = unlimited).
+    pub alerts_per_sec: u32,
 }
 
 /// The loaded, attached programs and their maps.
@@ -193,7 +195,8 @@ impl BpfLsm {
             supervisor_tgid: controls.supervisor_tgid,
             host_confined: u8::from(controls.host_confined),
             probe: u8::from(controls.probe),
-            _pad: [0; 6],
+            _pad: [0; 2],
+            alerts_per_sec: controls.alerts_per_sec,
         };
         let mut array: Array<&mut MapData, abi::Settings> = Array::try_from(
             self.ebpf

@@ -86,6 +86,13 @@ struct {
     __type(value, __u64);
 } armlet_counters SEC(".maps");
 
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 2048);
+    __type(key, __u64);
+    __type(value, struct armlet_throttle);
+} armlet_throttle SEC(".maps");
+
 struct scratch {
     __u64 busy;
     struct armlet_path_key key;  /* the resource path (exact lookups) */
@@ -117,6 +124,7 @@ struct hook {
     __u8 write;
     __u8 not_owner;
     __u8 can_d_path; /* the hook is sleepable, so bpf_d_path may name the executable */
+    __u8 op;         /* network operation */
 };
 
 static __always_inline void count(__u32 slot)
@@ -368,6 +376,27 @@ static __always_inline void match_path(struct hook *c, struct verdict *v)
     }
 }
 
+/* May this workload raise another alert of this priority in the current one-second window?
+ * Approximate under concurrency (no lock), bounded by the LRU map; never affects decisions. */
+static __always_inline int alert_budget(struct hook *c, __u32 prio)
+{
+    __u32 limit = c->settings->alerts_per_sec;
+    if (!limit)
+        return 1;
+    __u64 key = ((__u64)c->workload << 8) | prio;
+    __u64 now = bpf_ktime_get_boot_ns();
+    struct armlet_throttle *t = bpf_map_lookup_elem(&armlet_throttle, &key);
+    if (!t || now - t->window_start_ns >= 1000000000ULL) {
+        struct armlet_throttle fresh = {now, 1, 0};
+        bpf_map_update_elem(&armlet_throttle, &key, &fresh, BPF_ANY);
+        return 1;
+    }
+    if (t->count >= limit)
+        return 0;
+    __sync_fetch_and_add(&t->count, 1);
+    return 1;
+}
+
 /* Turn the accumulated verdict into the hook's return value and, when it alerts, an event. */
 static __always_inline int conclude(struct hook *c, struct verdict *v, int have_path, __u32 id)
 {
@@ -394,6 +423,10 @@ static __always_inline int conclude(struct hook *c, struct verdict *v, int have_
         count(ARMLET_CNT_DENIALS);
     }
 
+    if (!alert_budget(c, rule == ARMLET_POSTURE_RULE ? ARMLET_PRIO_POSTURE : ARMLET_PRIO_RULE)) {
+        count(ARMLET_CNT_THROTTLED);
+        return ret;
+    }
     struct armlet_event *e = bpf_ringbuf_reserve(&armlet_events, sizeof(*e), 0);
     if (!e) {
         count(ARMLET_CNT_RINGBUF_DROPS);
@@ -414,7 +447,7 @@ static __always_inline int conclude(struct hook *c, struct verdict *v, int have_
     e->category = c->category;
     e->action = action;
     e->write = c->write;
-    e->_pad0 = 0;
+    e->op = c->op;
     e->id = id;
     bpf_get_current_comm(e->comm, sizeof(e->comm));
     /* The acting executable's path where the hook allows bpf_d_path; otherwise user space
@@ -564,13 +597,10 @@ static __always_inline void socket_ids(int family, int type, int protocol, __u16
     }
 }
 
-SEC("lsm/socket_create")
-int BPF_PROG(armlet_socket_create, int family, int type, int protocol, int kern, int ret)
+/* Network rules for one socket operation: the socket's KubeArmor protocol names, for "any
+ * process" and the acting executable. */
+static __always_inline int net_check(int family, int type, int protocol, __u8 op)
 {
-    if (ret)
-        return ret;
-    if (kern)
-        return 0;
     __u16 ids[3];
     socket_ids(family, type, protocol, ids);
     if (!ids[0])
@@ -578,6 +608,7 @@ int BPF_PROG(armlet_socket_create, int family, int type, int protocol, int kern,
     struct hook c = {};
     if (!begin(&c, ARMLET_CAT_NETWORK))
         return 0;
+    c.op = op;
     struct verdict v = {ARMLET_NO_RULE, ARMLET_NO_RULE, ARMLET_NO_RULE, 0};
     lookup_id(&c, ARMLET_PROTO_ALL, &v);
 #pragma unroll
@@ -586,10 +617,67 @@ int BPF_PROG(armlet_socket_create, int family, int type, int protocol, int kern,
             lookup_id(&c, ids[i], &v);
     }
     /* The reported protocol: the most specific name the socket has. */
-    __u16 first = ids[2] ? ids[2] : (ids[1] ? ids[1] : ids[0]);
-    int r = conclude(&c, &v, 0, first);
+    __u16 shown = ids[2] ? ids[2] : (ids[1] ? ids[1] : ids[0]);
+    int r = conclude(&c, &v, 0, shown);
     scratch_put(c.s);
     return r;
+}
+
+SEC("lsm/socket_create")
+int BPF_PROG(armlet_socket_create, int family, int type, int protocol, int kern, int ret)
+{
+    if (ret)
+        return ret;
+    if (kern)
+        return 0;
+    return net_check(family, type, protocol, ARMLET_NET_CREATE);
+}
+
+/* The later operations matter for sockets created before the policy, or created by another
+ * executable and passed on (fromSource is the executable acting now). */
+static __always_inline int sock_check(struct socket *sock, __u8 op)
+{
+    struct sock *sk = sock->sk;
+    if (!sk)
+        return 0;
+    int family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    int type = sock->type;
+    int protocol = BPF_CORE_READ(sk, sk_protocol);
+    return net_check(family, type, protocol, op);
+}
+
+SEC("lsm/socket_connect")
+int BPF_PROG(armlet_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen,
+             int ret)
+{
+    if (ret)
+        return ret;
+    return sock_check(sock, ARMLET_NET_CONNECT);
+}
+
+SEC("lsm/socket_bind")
+int BPF_PROG(armlet_socket_bind, struct socket *sock, struct sockaddr *address, int addrlen,
+             int ret)
+{
+    if (ret)
+        return ret;
+    return sock_check(sock, ARMLET_NET_BIND);
+}
+
+SEC("lsm/socket_listen")
+int BPF_PROG(armlet_socket_listen, struct socket *sock, int backlog, int ret)
+{
+    if (ret)
+        return ret;
+    return sock_check(sock, ARMLET_NET_LISTEN);
+}
+
+SEC("lsm/socket_accept")
+int BPF_PROG(armlet_socket_accept, struct socket *sock, struct socket *newsock, int ret)
+{
+    if (ret)
+        return ret;
+    return sock_check(sock, ARMLET_NET_ACCEPT);
 }
 
 SEC("lsm/capable")

@@ -30,6 +30,7 @@ enum bpf_map_type {
     BPF_MAP_TYPE_HASH = 1,
     BPF_MAP_TYPE_ARRAY = 2,
     BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+    BPF_MAP_TYPE_LRU_HASH = 9,
     BPF_MAP_TYPE_RINGBUF = 27,
 };
 
@@ -81,12 +82,29 @@ struct linux_binprm {
     struct file *file;
 };
 
+struct sock_common {
+    unsigned short skc_family;
+};
+
+struct sock {
+    struct sock_common __sk_common;
+    __u16 sk_protocol;
+    __u16 sk_type;
+};
+
+struct socket {
+    short type;
+    struct sock *sk;
+};
+
+struct sockaddr;
 struct cred;
 struct user_namespace;
 struct kernel_siginfo;
 
 #pragma clang attribute pop
 
+#define BPF_ANY 0
 #define FMODE_WRITE 0x2
 #define O_TRUNC 01000
 #define EPERM 1

@@ -384,6 +384,10 @@ mod tests {
             OFF_armlet_settings_host_confined
         );
         assert_eq!(
+            offset_of!(Settings, alerts_per_sec),
+            OFF_armlet_settings_alerts_per_sec
+        );
+        assert_eq!(
             offset_of!(PathKey, generation),
             OFF_armlet_path_key_generation
         );

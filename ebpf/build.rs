@@ -78,6 +78,7 @@ fn main() {
         "armlet_posture_key",
         "armlet_posture",
         "armlet_event",
+        "armlet_proc_event",
     ] {
         c.push_str(&format!("S({s})\n"));
     }
@@ -98,6 +99,8 @@ fn main() {
         ("armlet_event", "comm"),
         ("armlet_event", "source"),
         ("armlet_event", "target"),
+        ("armlet_proc_event", "comm"),
+        ("armlet_proc_event", "filename"),
     ] {
         c.push_str(&format!("O({s},{f})\n"));
     }

@@ -22,11 +22,19 @@ use crate::cmd::run::PolicySource;
 use crate::enforce::bpf_lsm::{BpfLsm, Capacity, Controls};
 use crate::enforce::kernel_rules::KernelRules;
 use crate::procinfo::ProcCache;
+use crate::procmon::ProcTable;
 
 /// Most distinct `fromSource` executables one policy may name (bounds the sources map).
 const MAX_SOURCES: usize = 1024;
-/// Processes remembered for alert enrichment.
+/// Processes remembered for alert enrichment (from /proc, and from the process monitor).
 const PROC_CACHE: usize = 4096;
+const PROC_TABLE: usize = 16384;
+
+fn exe_of(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static RELOAD: AtomicBool = AtomicBool::new(false);
@@ -121,6 +129,7 @@ pub fn run_bpf_lsm(
 
     let mut builder = AlertBuilder::new(&ir, enforcer_kind, out.node.clone());
     let mut procs = ProcCache::new(PROC_CACHE);
+    let mut monitor = ProcTable::new(PROC_TABLE);
     while !STOP.load(Ordering::SeqCst) {
         if RELOAD.swap(false, Ordering::SeqCst) {
             // Any failure keeps the policy in force: the kernel maps are only swapped after
@@ -148,20 +157,30 @@ pub fn run_bpf_lsm(
                 }
             }
         }
-        enforcer.poll_events(Duration::from_millis(200), |ev| {
-            if let Some(d) = decision(&ev)
-                && d.alerts()
-            {
-                let info = procs.lookup(d.pid, d.ppid);
-                sink.write(&builder.build(&d, &info));
-            }
-        })?;
+        // Process records are applied before decisions of the same batch (see poll_events).
+        let table = std::cell::RefCell::new(&mut monitor);
+        enforcer.poll_events(
+            Duration::from_millis(200),
+            |ev| {
+                if let Some(d) = decision(&ev)
+                    && d.alerts()
+                {
+                    let mut info = procs.lookup(d.pid, d.ppid);
+                    table.borrow().fill(&mut info);
+                    sink.write(&builder.build(&d, &info));
+                }
+            },
+            |pev| table.borrow_mut().apply(&pev, exe_of),
+        )?;
     }
     let c = enforcer.counters();
     let (hits, misses) = procs.stats();
+    let (known, alive, records) = monitor.stats();
     eprintln!(
         "armlet: stopping: {} denials, {} events dropped (ring buffer full), {} alerts \
-         throttled, {} paths too long, {} alerts written, {} alert writes failed, process cache {hits}/{} hits",
+         throttled, {} paths too long, {} alerts written, {} alert writes failed, process cache \
+         {hits}/{} hits, process monitor {records} records ({known} processes known, {alive} \
+         alive, {} records dropped)",
         c[abi::CNT_DENIALS as usize],
         c[abi::CNT_RINGBUF_DROPS as usize],
         c[abi::CNT_THROTTLED as usize],
@@ -169,6 +188,7 @@ pub fn run_bpf_lsm(
         sink.stats().written,
         sink.stats().dropped,
         hits + misses,
+        c[abi::CNT_PROC_DROPS as usize],
     );
     if let Some(ready) = &out.ready_file {
         let _ = std::fs::remove_file(ready);

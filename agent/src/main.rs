@@ -12,6 +12,7 @@ mod enforce;
 mod policy_files;
 mod probe;
 mod procinfo;
+mod procmon;
 mod state;
 
 use std::process::ExitCode;

@@ -63,8 +63,11 @@ typedef int __s32;
 #define ARMLET_PROTO_DCCP 11
 #define ARMLET_PROTO_PACKET 12
 
-/* Event kinds (armlet_event.kind). Stable: retired ids stay unused. */
+/* Event kinds (first field of every event). Stable: retired ids stay unused. */
 #define ARMLET_EV_DECISION 1
+#define ARMLET_EV_EXEC 2
+#define ARMLET_EV_FORK 3
+#define ARMLET_EV_EXIT 4
 
 /* Counter slots (PERCPU_ARRAY "armlet_counters"). */
 #define ARMLET_CNT_RINGBUF_DROPS 0
@@ -73,6 +76,7 @@ typedef int __s32;
 #define ARMLET_CNT_SCRATCH_BUSY 3
 #define ARMLET_CNT_PROBE_HITS 4
 #define ARMLET_CNT_THROTTLED 5
+#define ARMLET_CNT_PROC_DROPS 6
 #define ARMLET_CNT_MAX 8
 
 /* Alert priorities for in-kernel throttling: a rule match is never starved by posture noise
@@ -200,6 +204,19 @@ struct armlet_event {
     char comm[16];
     char source[ARMLET_PATH_MAX]; /* executable of the acting task */
     char target[ARMLET_PATH_MAX]; /* path (process/file) */
+};
+
+/* Ring buffer "armlet_proc_events" (its own, so process churn never crowds out decisions):
+ * the process monitor's exec/fork/exit records. */
+struct armlet_proc_event {
+    __u32 kind;  /* ARMLET_EV_EXEC, _FORK or _EXIT */
+    __u32 pid;   /* tgid (the child's, for fork) */
+    __u32 ppid;  /* tgid of the real parent */
+    __u32 uid;
+    __u64 timestamp_ns;
+    __u64 cgroup_id;
+    char comm[16];
+    char filename[ARMLET_PATH_MAX]; /* exec: the path as the caller passed it (logs only) */
 };
 
 #endif /* ARMLET_ABI_H */

@@ -49,6 +49,9 @@ pub const FLAG_READ_ONLY: u8 = 1;
 pub const FLAG_OWNER_ONLY: u8 = 2;
 
 pub const EV_DECISION: u32 = 1;
+pub const EV_EXEC: u32 = 2;
+pub const EV_FORK: u32 = 3;
+pub const EV_EXIT: u32 = 4;
 
 pub const CNT_RINGBUF_DROPS: u32 = 0;
 pub const CNT_DENIALS: u32 = 1;
@@ -56,6 +59,7 @@ pub const CNT_LONG_PATHS: u32 = 2;
 pub const CNT_SCRATCH_BUSY: u32 = 3;
 pub const CNT_PROBE_HITS: u32 = 4;
 pub const CNT_THROTTLED: u32 = 5;
+pub const CNT_PROC_DROPS: u32 = 6;
 
 pub const NET_CREATE: u8 = 1;
 pub const NET_CONNECT: u8 = 2;
@@ -98,6 +102,7 @@ pub mod maps {
     pub const ID_RULES: &str = "armlet_id_rules";
     pub const ALLOW_LISTS: &str = "armlet_allow_lists";
     pub const EVENTS: &str = "armlet_events";
+    pub const PROC_EVENTS: &str = "armlet_proc_events";
     pub const COUNTERS: &str = "armlet_counters";
 }
 
@@ -113,6 +118,13 @@ pub const LSM_PROGRAMS: &[(&str, &str)] = &[
     ("armlet_capable", "capable"),
     ("armlet_task_kill", "task_kill"),
     ("armlet_ptrace_access_check", "ptrace_access_check"),
+];
+
+/// BTF tracepoints of the process monitor: (program name, tracepoint).
+pub const TRACEPOINT_PROGRAMS: &[(&str, &str)] = &[
+    ("armlet_proc_exec", "sched_process_exec"),
+    ("armlet_proc_fork", "sched_process_fork"),
+    ("armlet_proc_exit", "sched_process_exit"),
 ];
 
 #[repr(C)]
@@ -271,6 +283,56 @@ mod pod {
     unsafe impl aya::Pod for Posture {}
 }
 
+/// A process-monitor record (`armlet_proc_event`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ProcEvent {
+    pub kind: u32,
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub timestamp_ns: u64,
+    pub cgroup_id: u64,
+    pub comm: [u8; 16],
+    pub filename: [u8; PATH_MAX],
+}
+
+impl ProcEvent {
+    /// Decode a ring-buffer record; None when it is too short or not a process record.
+    pub fn from_bytes(b: &[u8]) -> Option<ProcEvent> {
+        if b.len() < std::mem::size_of::<ProcEvent>() {
+            return None;
+        }
+        let u32_at = |o: usize| {
+            b.get(o..o + 4)
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_ne_bytes)
+        };
+        let u64_at = |o: usize| {
+            b.get(o..o + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_ne_bytes)
+        };
+        let kind = u32_at(0)?;
+        if !(EV_EXEC..=EV_EXIT).contains(&kind) {
+            return None;
+        }
+        let mut e = ProcEvent {
+            kind,
+            pid: u32_at(4)?,
+            ppid: u32_at(8)?,
+            uid: u32_at(12)?,
+            timestamp_ns: u64_at(16)?,
+            cgroup_id: u64_at(24)?,
+            comm: [0; 16],
+            filename: [0; PATH_MAX],
+        };
+        e.comm.copy_from_slice(b.get(32..48)?);
+        e.filename.copy_from_slice(b.get(48..48 + PATH_MAX)?);
+        Some(e)
+    }
+}
+
 /// Error for a path that does not fit a key (the kernel could never match it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("path `{0}` is {1} bytes; the kernel matches at most {max} bytes", max = PATH_MAX - 1)]
@@ -367,6 +429,12 @@ mod tests {
         assert_eq!(size_of::<PostureKey>(), SIZE_armlet_posture_key);
         assert_eq!(size_of::<Posture>(), SIZE_armlet_posture);
         assert_eq!(size_of::<Event>(), SIZE_armlet_event);
+        assert_eq!(size_of::<ProcEvent>(), SIZE_armlet_proc_event);
+        assert_eq!(offset_of!(ProcEvent, comm), OFF_armlet_proc_event_comm);
+        assert_eq!(
+            offset_of!(ProcEvent, filename),
+            OFF_armlet_proc_event_filename
+        );
         assert_eq!(
             offset_of!(Settings, host_workload),
             OFF_armlet_settings_host_workload
@@ -421,6 +489,7 @@ mod tests {
             size_of::<PostureKey>(),
             size_of::<Posture>(),
             size_of::<Event>(),
+            size_of::<ProcEvent>(),
         ] {
             assert_eq!(s % 8, 0, "size {s}");
         }

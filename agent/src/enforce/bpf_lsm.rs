@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use armlet_ebpf::{self as abi, maps};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::Lsm;
+use aya::programs::{BtfTracePoint, Lsm};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 use super::kernel_rules::{KernelRules, KernelRulesError};
@@ -111,6 +111,7 @@ pub struct Controls {
 pub struct BpfLsm {
     ebpf: Ebpf,
     events: RingBuf<MapData>,
+    proc_events: Option<RingBuf<MapData>>,
     capacity: Capacity,
     generation: u8,
     written: Option<KernelRules>,
@@ -157,14 +158,57 @@ impl BpfLsm {
             prog.attach()
                 .map_err(|source| BpfLsmError::Program { name, hook, source })?;
         }
+        // The process monitor: observation only, so a kernel without these tracepoints still
+        // enforces (alerts then have less context).
+        let mut monitor = true;
+        for (name, tp) in abi::TRACEPOINT_PROGRAMS {
+            let attached = ebpf
+                .program_mut(name)
+                .ok_or(BpfLsmError::MissingProgram(name))
+                .and_then(|p| {
+                    let p: &mut BtfTracePoint =
+                        p.try_into().map_err(|source| BpfLsmError::Program {
+                            name,
+                            hook: tp,
+                            source,
+                        })?;
+                    p.load(tp, &btf).map_err(|source| BpfLsmError::Program {
+                        name,
+                        hook: tp,
+                        source,
+                    })?;
+                    p.attach().map_err(|source| BpfLsmError::Program {
+                        name,
+                        hook: tp,
+                        source,
+                    })?;
+                    Ok(())
+                });
+            if let Err(e) = attached {
+                eprintln!("armlet: process monitor unavailable: {e}");
+                monitor = false;
+            }
+        }
         let events = RingBuf::try_from(
             ebpf.take_map(maps::EVENTS)
                 .ok_or(BpfLsmError::MissingMap(maps::EVENTS))?,
         )
         .map_err(map_err(maps::EVENTS))?;
+        let proc_events = if monitor {
+            Some(
+                RingBuf::try_from(
+                    ebpf.take_map(maps::PROC_EVENTS)
+                        .ok_or(BpfLsmError::MissingMap(maps::PROC_EVENTS))?,
+                )
+                .map_err(map_err(maps::PROC_EVENTS))?,
+            )
+        } else {
+            None
+        };
         Ok(BpfLsm {
             ebpf,
             events,
+            proc_events,
             capacity,
             generation: 0,
             written: None,
@@ -318,18 +362,48 @@ impl BpfLsm {
         .map_err(map_err(name))
     }
 
-    /// Wait up to `timeout` for events and hand each decoded one to `f`. Returns how many.
+    /// Wait up to `timeout` for events; hand each decision to `on_decision` and each process
+    /// monitor record to `on_proc` (process records first, so enrichment sees them). Returns
+    /// how many records were read.
     pub fn poll_events(
         &mut self,
         timeout: Duration,
-        mut f: impl FnMut(abi::Event),
+        mut on_decision: impl FnMut(abi::Event),
+        mut on_proc: impl FnMut(abi::ProcEvent),
     ) -> Result<usize, BpfLsmError> {
-        let mut n = drain(&mut self.events, &mut f);
+        let mut n = self.drain(&mut on_decision, &mut on_proc);
         if n == 0 {
-            wait_readable(self.events.as_raw_fd(), timeout).map_err(BpfLsmError::Poll)?;
-            n = drain(&mut self.events, &mut f);
+            let mut fds = vec![self.events.as_raw_fd()];
+            if let Some(p) = &self.proc_events {
+                fds.push(p.as_raw_fd());
+            }
+            wait_readable(&fds, timeout).map_err(BpfLsmError::Poll)?;
+            n = self.drain(&mut on_decision, &mut on_proc);
         }
         Ok(n)
+    }
+
+    fn drain(
+        &mut self,
+        on_decision: &mut impl FnMut(abi::Event),
+        on_proc: &mut impl FnMut(abi::ProcEvent),
+    ) -> usize {
+        let mut n = 0;
+        if let Some(rb) = &mut self.proc_events {
+            while let Some(item) = rb.next() {
+                if let Some(ev) = abi::ProcEvent::from_bytes(&item) {
+                    on_proc(ev);
+                }
+                n += 1;
+            }
+        }
+        while let Some(item) = self.events.next() {
+            if let Some(ev) = abi::Event::from_bytes(&item) {
+                on_decision(ev);
+            }
+            n += 1;
+        }
+        n
     }
 
     /// Kernel counters summed over CPUs: ring-buffer drops, denials, long paths, busy scratch.
@@ -350,30 +424,23 @@ impl BpfLsm {
     }
 }
 
-fn drain(rb: &mut RingBuf<MapData>, f: &mut impl FnMut(abi::Event)) -> usize {
-    let mut n = 0;
-    while let Some(item) = rb.next() {
-        if let Some(ev) = abi::Event::from_bytes(&item) {
-            f(ev);
-        }
-        n += 1;
-    }
-    n
-}
-
-fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) -> std::io::Result<()> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
+fn wait_readable(fds: &[std::os::fd::RawFd], timeout: Duration) -> std::io::Result<()> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: `pfd` is a valid, exclusively borrowed pollfd array of length 1 for the call.
+    let n = libc::nfds_t::try_from(pfds.len()).unwrap_or(0);
+    // SAFETY: `pfds` is a valid, exclusively borrowed array of `n` pollfd structs for the call.
     #[allow(
         unsafe_code,
-        reason = "poll(2) on the ring buffer's fd; no safe wrapper in std"
+        reason = "poll(2) on the ring buffers' fds; no safe wrapper in std"
     )]
-    let r = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+    let r = unsafe { libc::poll(pfds.as_mut_ptr(), n, ms) };
     if r < 0 {
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::Interrupted {

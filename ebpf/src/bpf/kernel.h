@@ -80,6 +80,7 @@ struct task_struct {
 
 struct linux_binprm {
     struct file *file;
+    const char *filename;
 };
 
 struct sock_common {

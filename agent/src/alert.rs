@@ -665,25 +665,14 @@ impl AlertSink {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use armlet_policy::ir::{Posture, SourcePolicy, compile};
-    use armlet_policy::parse::parse_policies;
+    use armlet_policy::ir::Posture;
 
     use super::*;
 
     const POLICIES: &str = "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata: {name: ksp-block-sh, namespace: multiubuntu}\nspec:\n  severity: 5\n  tags: [MITRE, T1059]\n  message: shell execution blocked\n  selector: {matchLabels: {container: ubuntu-1}}\n  process: {matchPaths: [{path: /bin/sh}]}\n  action: Block\n---\napiVersion: security.kubearmor.com/v1\nkind: KubeArmorHostPolicy\nmetadata: {name: hsp-audit-shadow}\nspec:\n  severity: 3\n  nodeSelector: {matchLabels: {kubearmor.io/hostname: '*'}}\n  file: {matchPaths: [{path: /etc/shadow}]}\n  action: Audit\n";
 
     fn compiled() -> CompiledPolicy {
-        let parsed = parse_policies(POLICIES);
-        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
-        let inputs: Vec<SourcePolicy> = parsed
-            .documents
-            .into_iter()
-            .map(|d| SourcePolicy {
-                policy: d.policy,
-                source: "t.yaml".into(),
-            })
-            .collect();
-        compile(&inputs, Posture::default()).unwrap()
+        armlet_policy::compile_text(POLICIES, "t.yaml", Posture::default()).unwrap()
     }
 
     fn rule_id(p: &CompiledPolicy, name: &str) -> u32 {

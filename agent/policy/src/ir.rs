@@ -503,18 +503,7 @@ pub(crate) mod tests {
     use crate::parse::parse_policies;
 
     pub(crate) fn compile_src(src: &str) -> CompiledPolicy {
-        let parsed = parse_policies(src);
-        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
-        let inputs: Vec<SourcePolicy> = parsed
-            .documents
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| SourcePolicy {
-                policy: d.policy,
-                source: format!("test.yaml#{}", i + 1),
-            })
-            .collect();
-        compile(&inputs, Posture::uniform(Action::Block)).unwrap()
+        crate::compile_text(src, "test.yaml", Posture::uniform(Action::Block)).unwrap()
     }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -17,3 +17,36 @@ pub mod names;
 pub mod parse;
 pub mod support;
 pub mod yaml;
+
+/// Why [`compile_text`] failed: the document's diagnostics, or a cross-document problem.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileTextError {
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<parse::Diagnostic>),
+    #[error(transparent)]
+    Compile(#[from] ir::CompileError),
+}
+
+/// Parse, validate and compile the policies in one text (every document named `source#N`).
+/// Later definitions of the same policy replace earlier ones, as with files.
+pub fn compile_text(
+    src: &str,
+    source: &str,
+    posture: ir::Posture,
+) -> Result<ir::CompiledPolicy, CompileTextError> {
+    let parsed = parse::parse_policies(src);
+    if parsed.has_errors() {
+        return Err(CompileTextError::Invalid(parsed.diagnostics));
+    }
+    let inputs: Vec<ir::SourcePolicy> = parsed
+        .documents
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| ir::SourcePolicy {
+            policy: d.policy,
+            source: format!("{source}#{}", i + 1),
+        })
+        .collect();
+    let (inputs, _) = ir::latest_definitions(inputs);
+    Ok(ir::compile(&inputs, posture)?)
+}

@@ -230,21 +230,10 @@ impl KernelRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use armlet_policy::ir::{Posture, SourcePolicy, Workload, compile};
-    use armlet_policy::parse::parse_policies;
+    use armlet_policy::ir::{Posture, Workload};
 
     fn kernel(src: &str, posture: Action, enforcer: Enforcer) -> KernelRules {
-        let parsed = parse_policies(src);
-        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
-        let inputs: Vec<SourcePolicy> = parsed
-            .documents
-            .into_iter()
-            .map(|d| SourcePolicy {
-                policy: d.policy,
-                source: "t".into(),
-            })
-            .collect();
-        let ir = compile(&inputs, Posture::uniform(posture)).unwrap();
+        let ir = armlet_policy::compile_text(src, "t", Posture::uniform(posture)).unwrap();
         let host = Workload::Host {
             labels: [("kubernetes.io/hostname".to_string(), "n".to_string())].into(),
         };
@@ -353,16 +342,7 @@ mod tests {
             .map(|i| format!("    - path: /etc/x\n      severity: {}\n", i + 1))
             .collect();
         let src = format!("{HSP}  file:\n    matchPaths:\n{rules}  action: Block\n");
-        let parsed = parse_policies(&src);
-        let inputs: Vec<SourcePolicy> = parsed
-            .documents
-            .into_iter()
-            .map(|d| SourcePolicy {
-                policy: d.policy,
-                source: "t".into(),
-            })
-            .collect();
-        let ir = compile(&inputs, Posture::default()).unwrap();
+        let ir = armlet_policy::compile_text(&src, "t", Posture::default()).unwrap();
         let host = Workload::Host {
             labels: [("kubernetes.io/hostname".to_string(), "n".to_string())].into(),
         };

@@ -150,6 +150,17 @@ pub fn run_bpf_lsm(
                     ir = next;
                     builder = AlertBuilder::new(&ir, enforcer_kind, out.node.clone());
                     eprintln!("armlet: reloaded {origin}");
+                    let report = armlet_policy::support::plan(enforcer_kind, &ir);
+                    for d in &report.downgrades {
+                        eprintln!(
+                            "armlet: downgrade: {} {} {} [{}]: {:?}",
+                            d.action.as_str(),
+                            d.category.as_str(),
+                            d.resource,
+                            d.policy,
+                            d.support
+                        );
+                    }
                     announce(enforcer_kind, applicable, &rules);
                 }
                 Err(e) => {

@@ -22,6 +22,8 @@
 #   ARMLET_CACHE          cache dir (default <repo>/.cache/qemu): debs, kernels, work dirs, logs
 #   ARMLET_QEMU_TIMEOUT   host-side timeout per VM in seconds (default 120)
 #   ARMLET_QEMU_MEM       guest memory in MiB (default 512)
+#   ARMLET_QEMU_SMP       guest CPUs (default 1; e.g. 2 to let a scenario's processes really
+#                         run at the same time as the agent, see qemu-tests/README.md)
 #   ARMLET_QEMU_APPEND    extra kernel command line
 #   ARMLET_BIN_AARCH64 / ARMLET_BIN_X86_64   use this prebuilt static armlet instead of building
 #   ARMLET_KERNEL_SERIES  Debian kernel series (default 6.12)
@@ -33,6 +35,7 @@ QT_REPO=$(cd "$QT_DIR/.." && pwd)
 export ARMLET_CACHE=${ARMLET_CACHE:-$QT_REPO/.cache/qemu}
 QT_TIMEOUT=${ARMLET_QEMU_TIMEOUT:-120}
 QT_MEM=${ARMLET_QEMU_MEM:-512}
+QT_SMP=${ARMLET_QEMU_SMP:-1}
 QT_LSM="lockdown,capability,landlock,yama,apparmor,bpf"
 QT_PASSED=${QT_PASSED:-0}
 QT_FAILED=${QT_FAILED:-0}
@@ -167,10 +170,10 @@ qt_vm_boot() {
     local -a cmd
     case "$arch" in
         aarch64)
-            cmd=(qemu-system-aarch64 -M virt -cpu cortex-a57 -smp 1
+            cmd=(qemu-system-aarch64 -M virt -cpu cortex-a57 -smp "$QT_SMP"
                  -append "console=ttyAMA0 $append") ;;
         x86_64)
-            cmd=(qemu-system-x86_64 -M pc -smp 1
+            cmd=(qemu-system-x86_64 -M pc -smp "$QT_SMP"
                  -append "console=ttyS0 $append") ;;
     esac
     cmd+=(-m "$QT_MEM" -nographic -no-reboot -nic none -accel tcg

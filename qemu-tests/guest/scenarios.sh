@@ -22,11 +22,24 @@
 #   ARMLET-QT-ALERT <name> <cmdN>|end <json>     alert lines written in that command's window
 #   ARMLET-QT-OMITTED <name> <cmdN>|end <count>  alert lines not sent (busy window, see below)
 #
+#   ARMLET-QT-SETUP <name> <exit> <secs>         setup.sh ran (before the agent)
+#   ARMLET-QT-SETUPOUT <name> <line>             setup.sh output tail (when it failed)
+#   ARMLET-QT-ALIVE <name> <cmdN> yes|no <state> the agent after the command (/proc state)
+#   ARMLET-QT-SIGNAL <name> <cmdN> <SIG> <status> a command asked (qt-signal) for SIG
+#
+# armlet's extensions (all optional; qemu-tests/README.md): /scenarios/<name>/agent.env
+# (written by the host from agent.args/setup.sh: which runner arguments to leave out, the
+# extra ones, whether to run setup.sh), <cmdN>.timeout. Commands see SCENARIO_DIR,
+# ARMLET_PID, ARMLET_STDERR, ARMLET_ALERTS and can ask the runner to signal the agent
+# through the FIFO /run/armlet-qt/ctl (`qt-signal HUP`): self-protection lets only the
+# agent's parent (this script) signal it, so this script sends the signal (kill builtin).
+#
 # While an agent runs, this script execs only /bin/busybox (never coreutils or bash), so
 # its own activity cannot match a scenario's process conditions (date, ls, diff, ...);
 # commands are started by `busybox timeout`, so their bash's parent is not bash either.
 . /armlet-qt/lib.sh
 . /scenarios/config
+: "${QT_SETUP_TIMEOUT:=60}"
 BB=/bin/busybox
 T=ARMLET-QT
 READY=/run/armlet.ready
@@ -52,15 +65,17 @@ agent_tail() {
     prefixed "$T-STDERR $1 stdout:" "/tmp/agent-$1.out" tail 5
 }
 # emit_alerts NAME TAG FROM TO [CONDITION]: alert lines FROM+1..TO. The serial console is
-# slow (~10 KB/s): above QT_MAX_ALERTS lines in one window only the lines containing
-# CONDITION are sent, plus the first QT_MAX_ALERTS/4 others, and the number left out.
+# slow (~10 KB/s): above QT_MAX_ALERTS lines in one window only the first QT_MAX_ALERTS/4
+# lines and then at most QT_MAX_ALERTS lines containing CONDITION are sent, and the number
+# left out.
 emit_alerts() {
     [ "$4" -gt "$3" ] || return 0
     _f=/tmp/alerts-$1.jsonl _w=/tmp/alerts-window
     $BB sed -n "$(($3 + 1)),$4p" "$_f" >"$_w"
     if [ $(($4 - $3)) -gt "$QT_MAX_ALERTS" ]; then
         { $BB head -n $((QT_MAX_ALERTS / 4)) "$_w"
-          [ -n "$5" ] && $BB tail -n +$((QT_MAX_ALERTS / 4 + 1)) "$_w" | $BB grep -F -e "$5"
+          [ -n "$5" ] && $BB tail -n +$((QT_MAX_ALERTS / 4 + 1)) "$_w" | $BB grep -F -e "$5" \
+              | $BB head -n "$QT_MAX_ALERTS"
         } >"$_w.sel"
         echo "$T-OMITTED $1 $2 $(($4 - $3 - $($BB wc -l <"$_w.sel")))"
         $BB mv "$_w.sel" "$_w"
@@ -102,11 +117,39 @@ run_scenario() {
         return
     fi
     $BB rm -f "$READY" "$alerts" "/tmp/agent-$name.out" "/tmp/agent-$name.err"
+    QT_A_POLICIES=1 QT_A_POSTURE=1 QT_A_ENFORCER=1 QT_A_SETUP=0 QT_A_ARGS=
+    [ -f "$d/agent.env" ] && . "$d/agent.env"
+    export SCENARIO_DIR="$d" ARMLET_QT_SCENARIO="$name" ARMLET_ALERTS="$alerts" \
+        ARMLET_STDERR="/tmp/agent-$name.err" ARMLET_QT_CTL=/run/armlet-qt/ctl
+    unset ARMLET_PID
+    if [ "$QT_A_SETUP" = 1 ]; then
+        uptime_cs; t0=$_cs
+        (cd "$d" && exec $BB timeout -k 2 "$QT_SETUP_TIMEOUT" bash ./setup.sh) \
+            </dev/null >"/tmp/setup-$name.out" 2>&1 3<&- 4<&-
+        rc=$?
+        uptime_cs
+        echo "$T-SETUP $name $rc $(secs $((_cs - t0)))"
+        if [ "$rc" != 0 ]; then
+            prefixed "$T-SETUPOUT $name" "/tmp/setup-$name.out" tail 15
+            echo "$T-SCENARIO $name END"
+            return
+        fi
+    fi
+    # The request FIFO for qt-signal, held open read-write (never EOF, writers never block).
+    $BB rm -rf /run/armlet-qt
+    $BB mkdir -p /run/armlet-qt
+    $BB mkfifo -m 0666 /run/armlet-qt/ctl
+    exec 6<>/run/armlet-qt/ctl
+    set --
+    [ "$QT_A_POLICIES" = 1 ] && set -- --insecure-dev --policies "$d/policy.yaml"
+    [ "$QT_A_ENFORCER" = 1 ] && set -- "$@" --enforcer "$QT_ENFORCER"
+    [ "$QT_A_POSTURE" = 1 ] && set -- "$@" --default-posture "$QT_POSTURE"
+    set -- "$@" --node "$QT_NODE" --alerts-file "$alerts" --ready-file "$READY"
+    [ -n "$QT_A_ARGS" ] && eval "set -- \"\$@\" $QT_A_ARGS"
     uptime_cs; t0=$_cs
-    armlet run --insecure-dev --policies "$d/policy.yaml" --enforcer "$QT_ENFORCER" \
-        --default-posture "$QT_POSTURE" --node "$QT_NODE" --alerts-file "$alerts" \
-        --ready-file "$READY" </dev/null >"/tmp/agent-$name.out" 2>"/tmp/agent-$name.err" 3<&- 4<&- &
+    armlet run "$@" </dev/null >"/tmp/agent-$name.out" 2>"/tmp/agent-$name.err" 3<&- 4<&- 6<&- &
     apid=$!
+    export ARMLET_PID=$apid
     state=wait
     while :; do
         if [ -e "$READY" ]; then state=ready; break; fi
@@ -147,15 +190,40 @@ run_scenario() {
         IFS= read -r cmd <"$d/$cid.cmd"
         cond=""
         [ -f "$d/$cid.cond" ] && IFS= read -r cond <"$d/$cid.cond"
+        ctimeout=$QT_CMD_TIMEOUT
+        [ -f "$d/$cid.timeout" ] && IFS= read -r ctimeout <"$d/$cid.timeout"
         uptime_cs; c0=$_cs
-        (cd /root && exec $BB timeout -k 2 "$QT_CMD_TIMEOUT" bash -c "$cmd") \
-            </dev/null >"/tmp/out-$name-$cid" 2>&1 3<&- 4<&-
+        (cd /root && exec $BB timeout -k 2 "$ctimeout" bash -c "$cmd") \
+            </dev/null >"/tmp/out-$name-$cid" 2>&1 3<&- 4<&- 6<&- &
+        cpid=$!
+        # Serve qt-signal requests ("SIG ID" lines) while the command runs (builtins only).
+        while alive "$cpid"; do
+            if read -t 0.05 _sig _rid <&6; then
+                case "$_sig" in
+                    HUP|TERM|INT|USR1|USR2|KILL|STOP|CONT) kill -s "$_sig" "$apid" 2>/dev/null; _krc=$? ;;
+                    *) _krc=2 ;;
+                esac
+                echo "$T-SIGNAL $name $cid $_sig $_krc"
+                case "$_rid" in *[!0-9]*|"") ;; *) echo "$_krc" >"/run/armlet-qt/ack.$_rid" ;; esac
+            fi
+        done
+        wait "$cpid"
         rc=$?
         uptime_cs
         echo "$T-RESULT $name $cid $rc $(secs $((_cs - c0)))"
-        prefixed "$T-OUT $name $cid" "/tmp/out-$name-$cid" head 4
+        prefixed "$T-OUT $name $cid" "/tmp/out-$name-$cid" head 8
+        if alive "$apid"; then
+            read -r _st <"/proc/$apid/stat"; _st=${_st##*) }; _st=${_st%% *}
+            case "$_st" in T|t) echo "$T-ALIVE $name $cid no $_st" ;; *) echo "$T-ALIVE $name $cid yes $_st" ;; esac
+        else
+            echo "$T-ALIVE $name $cid no gone"
+        fi
         wait_flush "$alerts"
-        emit_alerts "$name" "$cid" "$nprev" "$_n" "$cond"
+        if [ -f "$d/$cid.noalerts" ]; then
+            [ "$_n" -gt "$nprev" ] && echo "$T-OMITTED $name $cid $((_n - nprev))"
+        else
+            emit_alerts "$name" "$cid" "$nprev" "$_n" "$cond"
+        fi
         nprev=$_n
     done 3<"$d/cmds"
     if ! alive "$apid"; then
@@ -177,6 +245,7 @@ run_scenario() {
             case "$rc" in 0|143) ;; *) agent_tail "$name" ;; esac
         fi
     fi
+    exec 6<&-
     _n=$(lines_of "$alerts")
     emit_alerts "$name" end "$nprev" "$_n" "$cond"
     echo "$T-SCENARIO $name END"

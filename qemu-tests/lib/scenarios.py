@@ -12,6 +12,12 @@ flat YAML documents (see /work/shared/conformance/README.md and qemu-tests/READM
     condition: diff              # a substring of the expected alert's Resource
     action: Block                # Allow | Audit | Block | default
 
+armlet's extensions, all optional (qemu-tests/README.md, "armlet's extensions"): in the
+first document `agent: alive` (the agent must still be running, not stopped, after the
+command), `alert: none|ignore` (no alert may match / alerts are not judged) and
+`timeout: SECONDS` (this command's limit); in the folder `agent.args` (extra `armlet run`
+arguments, a shell fragment) and `setup.sh` (run as root in the guest before the agent).
+
 Subcommands
   prepare --node NODE --stage DIR --manifest FILE [--base-packages "P ..."] SCENDIR...
       Parse every scenario folder under each SCENDIR (or SCENDIR itself when it is a
@@ -141,6 +147,9 @@ def programs_of(cmd: str, depth: int = 0) -> list[str]:
             i += 1
             continue
         start = False
+        if "$" in t or "`" in t:
+            i += 1  # `$SCENARIO_DIR/x.sh`, `$(...)`: only known in the guest
+            continue
         name = os.path.basename(t)
         if name in WRAPPERS:
             if name not in ("exec", "command", "time"):
@@ -189,6 +198,60 @@ def find_scenarios(roots: list[str]) -> list[str]:
     return dirs
 
 
+RESERVED = {"policy.yaml", "cmds", "expect", "programs", "agent.env"}
+
+
+def load_agent_args(sc: dict, path: str) -> str | None:
+    """agent.args: extra `armlet run` arguments (a shell fragment, `#` comments allowed;
+    the guest evaluates it, so `$SCENARIO_DIR` expands). Sets sc['agent_args'] (the text),
+    sc['agent_flags'] (which of the runner's own arguments to leave out) and sc['posture']
+    (the --default-posture the judge uses for `default` expectations, or None)."""
+    sc["agent_args"], sc["posture"] = "", None
+    sc["agent_flags"] = {"policies": True, "posture": True, "enforcer": True}
+    f = os.path.join(path, "agent.args")
+    if not os.path.isfile(f):
+        return None
+    with open(f, encoding="utf-8") as fh:
+        lines = [re.sub(r"(^|\s)#.*$", "", l).strip() for l in fh.read().splitlines()]
+    text = " ".join(l for l in lines if l)
+    try:
+        words = shlex.split(text)
+    except ValueError as e:
+        return f"agent.args: {e}"
+    opts = {w.split("=", 1)[0] for w in words if w.startswith("--")}
+    for bad in ("--alerts-file", "--ready-file", "--node"):
+        if bad in opts:
+            return f"agent.args: {bad} is set by the runner"
+    sc["agent_args"] = text
+    if "--bundle" in opts or "--policies" in opts:
+        sc["agent_flags"]["policies"] = False
+    if "--bundle" in opts:  # a bundle carries its own posture (`bundle build --default-posture`)
+        sc["agent_flags"]["posture"] = False
+    if "--enforcer" in opts:
+        sc["agent_flags"]["enforcer"] = False
+    if "--default-posture" in opts:
+        sc["agent_flags"]["posture"] = False
+        for k, w in enumerate(words):
+            if w == "--default-posture" and k + 1 < len(words):
+                sc["posture"] = words[k + 1]
+            elif w.startswith("--default-posture="):
+                sc["posture"] = w.split("=", 1)[1]
+    return None
+
+
+def posture_for(spec: str, operation: str) -> str:
+    """The posture of one category from `block` or `file=block,process=audit,...`."""
+    if "=" not in spec:
+        return spec
+    cat = {"Process": "process", "File": "file", "Network": "network",
+           "Capabilities": "capabilities"}[operation]
+    for part in spec.split(","):
+        k, _, v = part.partition("=")
+        if k.strip() == cat:
+            return v.strip()
+    return "audit"
+
+
 def load_scenario(path: str, node: str) -> dict:
     """{'dir', 'name', 'policy', 'policy_names', 'cmds': [...], 'skip', 'error'}"""
     sc: dict = {"dir": os.path.abspath(path), "cmds": [], "skip": None, "error": None,
@@ -232,13 +295,35 @@ def load_scenario(path: str, node: str) -> dict:
         if action == "default" and result != "default":
             sc["error"] = f"{cf}: action 'default' needs result 'default'"
             return sc
+        extra = {}
+        unknown = sorted(set(run) - {"source", "cmd", "result", "agent", "alert", "timeout"})
+        if unknown:
+            sc["error"] = f"{cf}: unknown key(s) in the first document: {', '.join(unknown)}"
+            return sc
+        if "agent" in run and run["agent"].strip().lower() != "alive":
+            sc["error"] = f"{cf}: agent: {run['agent']!r} (only 'alive')"
+            return sc
+        if "alert" in run and run["alert"].strip().lower() not in ("none", "ignore"):
+            sc["error"] = f"{cf}: alert: {run['alert']!r} (none | ignore)"
+            return sc
+        if "timeout" in run and not re.fullmatch(r"[1-9][0-9]{0,3}", run["timeout"].strip()):
+            sc["error"] = f"{cf}: timeout: {run['timeout']!r} (whole seconds, 1-9999)"
+            return sc
         sc["cmds"].append({"id": cf, "source": run["source"], "cmd": run["cmd"],
                            "result": result, "operation": op,
                            "condition": exp["condition"], "action": action,
-                           "programs": programs_of(run["cmd"])})
+                           "programs": programs_of(run["cmd"]),
+                           "agent_alive": "agent" in run,
+                           "alert": run.get("alert", "").strip().lower() or None,
+                           "timeout": int(run["timeout"]) if "timeout" in run else None})
     if not sc["cmds"]:
         sc["error"] = f"no cmdN files in {path}"
         return sc
+    err = load_agent_args(sc, path)
+    if err:
+        sc["error"] = err
+        return sc
+    sc["setup"] = os.path.isfile(os.path.join(path, "setup.sh"))
     sources = sorted({c["source"] for c in sc["cmds"] if c["source"] != node})
     if sources:
         sc["skip"] = (f"container scenario (source {', '.join(sources)}; the node is {node}): "
@@ -274,8 +359,16 @@ def cmd_prepare(a: argparse.Namespace) -> int:
         for sc in runnable:
             idx.write(sc["name"] + "\n")
             d = os.path.join(a.stage, sc["name"])
-            os.makedirs(d)
+            # The whole folder (setup.sh, extra policies, scripts) is available in the guest
+            # as $SCENARIO_DIR = /scenarios/<name>; the runner's own files are written over it.
+            shutil.copytree(sc["dir"], d, symlinks=False,
+                            ignore=lambda _d, names: [n for n in names if n in RESERVED])
             shutil.copyfile(sc["policy"], os.path.join(d, "policy.yaml"))
+            fl = sc["agent_flags"]
+            with open(os.path.join(d, "agent.env"), "w") as ae:
+                ae.write(f"QT_A_POLICIES={int(fl['policies'])}\nQT_A_POSTURE={int(fl['posture'])}\n"
+                         f"QT_A_ENFORCER={int(fl['enforcer'])}\nQT_A_SETUP={int(sc['setup'])}\n"
+                         f"QT_A_ARGS={shlex.quote(sc['agent_args'])}\n")
             progs: list[str] = []
             with open(os.path.join(d, "cmds"), "w") as cl, \
                     open(os.path.join(d, "expect"), "w") as ex:
@@ -285,6 +378,11 @@ def cmd_prepare(a: argparse.Namespace) -> int:
                         cf.write(c["cmd"] + "\n")
                     with open(os.path.join(d, c["id"] + ".cond"), "w") as cf:
                         cf.write(c["condition"] + "\n")
+                    if c["alert"] == "ignore":  # the guest sends only the count
+                        open(os.path.join(d, c["id"] + ".noalerts"), "w").close()
+                    if c["timeout"]:
+                        with open(os.path.join(d, c["id"] + ".timeout"), "w") as cf:
+                            cf.write(f"{c['timeout']}\n")
                     ex.write(f"{c['id']} result={c['result']} operation={c['operation']} "
                              f"action={c['action']} condition={c['condition']}\n")
                     for p in ["bash"] + c["programs"]:
@@ -299,7 +397,10 @@ def cmd_prepare(a: argparse.Namespace) -> int:
         json.dump({"node": a.node, "roots": [os.path.abspath(r) for r in roots],
                    "scenarios": scen}, f, indent=1)
     ncmds = sum(len(sc["cmds"]) for sc in runnable)
+    nsetup = sum(1 for sc in runnable if sc.get("setup"))
+    extra_secs = sum(max(0, (c["timeout"] or 0) - 20) for sc in runnable for c in sc["cmds"])
     print("PACKAGES " + " ".join(packages))
+    print(f"EXTRA {nsetup} {extra_secs}")
     print(f"SCENARIOS {len(runnable)} {sum(1 for s in scen if s['skip'] and not s['error'])} "
           f"{sum(1 for s in scen if s['error'])} {ncmds}")
     return 0
@@ -316,7 +417,8 @@ def read_console(path: str) -> dict[str, dict]:
     def s(name: str) -> dict:
         return per.setdefault(name, {"begin": False, "end": False, "missing": [], "agent": [],
                                      "stderr": [], "results": {}, "out": {}, "alerts": [],
-                                     "bad_alerts": [], "omitted": 0})
+                                     "bad_alerts": [], "omitted": 0, "setup": None,
+                                     "setup_out": [], "alive": {}, "signals": {}})
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
@@ -343,6 +445,18 @@ def read_console(path: str) -> dict[str, dict]:
             parts = rest.split()
             if len(parts) >= 2:
                 s(name)["results"][parts[0]] = {"exit": parts[1], "secs": parts[2] if len(parts) > 2 else "?"}
+        elif kind == "SETUP":
+            s(name)["setup"] = rest.split()
+        elif kind == "SETUPOUT":
+            s(name)["setup_out"].append(rest)
+        elif kind == "ALIVE":
+            parts = rest.split()
+            if len(parts) >= 2:
+                s(name)["alive"][parts[0]] = parts[1:]
+        elif kind == "SIGNAL":
+            parts = rest.split()
+            if len(parts) >= 3:
+                s(name)["signals"].setdefault(parts[0], []).append(f"{parts[1]}->{parts[2]}")
         elif kind == "OUT":
             cid, _, text = rest.partition(" ")
             s(name)["out"].setdefault(cid, []).append(text)
@@ -414,7 +528,11 @@ def action_ok(got: str, want: str, audit_form: bool) -> bool:
 def judge_cmd(c: dict, res: dict | None, alerts: list[dict], posture: str, enforcer: str,
               policy_names: list[str]) -> tuple[bool, str, str]:
     """(ok, why, expected-text) for one command."""
-    e = expectation(c, posture, enforcer)
+    e = expectation(c, posture_for(posture, c["operation"]), enforcer)
+    if c.get("alert") == "none":
+        e["alert"] = ("none", None)
+    elif c.get("alert") == "ignore":
+        e["alert"] = ("ignore", None)
     cond, op = c["condition"], c["operation"]
     matching = [a for a in alerts if str(a.get("Operation", "")) == op
                 and cond in str(a.get("Resource", ""))]
@@ -422,6 +540,8 @@ def judge_cmd(c: dict, res: dict | None, alerts: list[dict], posture: str, enfor
     rule = e["alert"]
     if rule is None:
         desc += ", no alert requirement (posture allow)"
+    elif rule[0] == "ignore":
+        desc += ", alerts not judged (alert: ignore)"
     elif rule[0] == "none":
         desc += f", no {op} alert for '{cond}'"
     elif rule[0] == "none-policy":
@@ -434,8 +554,16 @@ def judge_cmd(c: dict, res: dict | None, alerts: list[dict], posture: str, enfor
     if e["audit_form"]:
         desc += " [audit enforcer: Block/Allow+failed judged as Audit+passed]"
     whys = []
+    if c.get("agent_alive"):
+        desc += ", the agent still running afterwards"
     if res is None:
         return False, "no result from the guest", desc
+    if c.get("agent_alive"):
+        al = res.get("alive")
+        if not al:
+            whys.append("no agent state reported after the command")
+        elif al[0] != "yes":
+            whys.append(f"the agent is not running after the command (state {' '.join(al[1:]) or '?'})")
     code = res["exit"]
     if e["exit"] == "zero" and code != "0":
         whys.append(f"exit {code}")
@@ -502,9 +630,19 @@ def cmd_judge(a: argparse.Namespace) -> int:
             for cid, al in g["alerts"]:
                 # Alerts that arrived only after the last command (at agent stop) belong to it.
                 alerts_by_cmd.setdefault(cid if cid in ids else ids[-1], []).append(al)
+            if sc.get("setup") and (not g["setup"] or g["setup"][0] != "0"):
+                st = g["setup"]
+                print(f"FAIL {label}: setup.sh " + (f"exited {st[0]} after {st[1] if len(st) > 1 else '?'}s"
+                                                    if st else "did not report"))
+                for l in g["setup_out"][-15:]:
+                    print(f"    setup.sh output: {l}")
+                continue
+            posture = sc.get("posture") or a.posture
             for c in sc["cmds"]:
                 res = g["results"].get(c["id"])
-                ok, why, desc = judge_cmd(c, res, alerts_by_cmd.get(c["id"], []), a.posture,
+                if res is not None:
+                    res = dict(res, alive=g["alive"].get(c["id"]))
+                ok, why, desc = judge_cmd(c, res, alerts_by_cmd.get(c["id"], []), posture,
                                           a.enforcer, sc.get("policy_names", []))
                 if not ok:
                     fails.append(f"{c['id']} `{c['cmd']}`: {why}")
@@ -512,8 +650,11 @@ def cmd_judge(a: argparse.Namespace) -> int:
                     details.append(f"{c['id']}: got exit {res['exit'] if res else '?'}"
                                    f" ({res['secs'] if res else '?'}s), "
                                    f"{len(alerts_by_cmd.get(c['id'], []))} alert(s) in its window")
-                    for l in g["out"].get(c["id"], [])[:4]:
+                    for l in g["out"].get(c["id"], [])[:8]:
                         details.append(f"{c['id']}: output: {l}")
+                    if g["signals"].get(c["id"]):
+                        details.append(f"{c['id']}: signals sent to the agent (signal->kill status): "
+                                       + " ".join(g["signals"][c["id"]]))
             exits = [x for x in agent if x.startswith("EXIT")]
             if exits and not re.match(r"EXIT (0|143) stopped", exits[-1]):
                 fails.append(f"agent: {exits[-1].lower()}")

@@ -19,6 +19,9 @@ use aya::{Btf, Ebpf, EbpfLoader};
 
 use super::kernel_rules::{KernelRules, KernelRulesError};
 
+/// Records read from one ring buffer per poll before control returns to the caller.
+const MAX_BATCH: usize = 1024;
+
 /// Map capacities, set at load time (DESIGN: bounded, sized from the bundle).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capacity {
@@ -383,6 +386,8 @@ impl BpfLsm {
         Ok(n)
     }
 
+    /// Read at most [`MAX_BATCH`] records per ring buffer, so a steady stream of events never
+    /// keeps the caller from its other duties (reload, stop).
     fn drain(
         &mut self,
         on_decision: &mut impl FnMut(abi::Event),
@@ -390,20 +395,27 @@ impl BpfLsm {
     ) -> usize {
         let mut n = 0;
         if let Some(rb) = &mut self.proc_events {
-            while let Some(item) = rb.next() {
+            let mut k = 0;
+            while k < MAX_BATCH
+                && let Some(item) = rb.next()
+            {
                 if let Some(ev) = abi::ProcEvent::from_bytes(&item) {
                     on_proc(ev);
                 }
-                n += 1;
+                k += 1;
             }
+            n += k;
         }
-        while let Some(item) = self.events.next() {
+        let mut k = 0;
+        while k < MAX_BATCH
+            && let Some(item) = self.events.next()
+        {
             if let Some(ev) = abi::Event::from_bytes(&item) {
                 on_decision(ev);
             }
-            n += 1;
+            k += 1;
         }
-        n
+        n + k
     }
 
     /// Kernel counters summed over CPUs: ring-buffer drops, denials, long paths, busy scratch.

@@ -24,21 +24,29 @@ fn main() {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
+    let audit = out.join("audit.bpf.o");
+    // The audit object reads syscall arguments from pt_regs: one build per target arch.
+    let arch_define = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("x86_64") => Some("-DARMLET_ARCH_X86"),
+        Ok("aarch64") => Some("-DARMLET_ARCH_ARM64"),
+        _ => None,
+    };
     if stub || !have_clang {
         println!(
-            "cargo:warning=armlet-ebpf: building an EMPTY eBPF object ({}); the agent will refuse to enforce",
+            "cargo:warning=armlet-ebpf: building EMPTY eBPF objects ({}); the agent will refuse to enforce",
             if stub {
                 "ARMLET_EBPF_STUB=1"
             } else {
                 "clang not found; run scripts/setup-dev.sh"
             }
         );
-        if fs::write(&obj, b"").is_err() {
+        if fs::write(&obj, b"").is_err() || fs::write(&audit, b"").is_err() {
             std::process::exit(1);
         }
     } else {
-        let status = Command::new(&clang)
-            .args([
+        let build = |src: &str, dest: &PathBuf, define: Option<&str>| {
+            let mut cmd = Command::new(&clang);
+            cmd.args([
                 "-O2",
                 "-g",
                 "-target",
@@ -46,13 +54,28 @@ fn main() {
                 "-Wall",
                 "-Werror",
                 "-Wno-unused-function",
-            ])
-            .args(["-I", "include", "-c", "src/bpf/armlet.bpf.c", "-o"])
-            .arg(&obj)
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!("armlet-ebpf: clang failed to build src/bpf/armlet.bpf.c");
-            std::process::exit(1);
+            ]);
+            if let Some(d) = define {
+                cmd.arg(d);
+            }
+            let ok = cmd
+                .args(["-I", "include", "-c", src, "-o"])
+                .arg(dest)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("armlet-ebpf: clang failed to build {src}");
+                std::process::exit(1);
+            }
+        };
+        build("src/bpf/armlet.bpf.c", &obj, None);
+        match arch_define {
+            Some(d) => build("src/bpf/audit.bpf.c", &audit, Some(d)),
+            None => {
+                if fs::write(&audit, b"").is_err() {
+                    std::process::exit(1);
+                }
+            }
         }
     }
 
@@ -79,6 +102,8 @@ fn main() {
         "armlet_posture",
         "armlet_event",
         "armlet_proc_event",
+        "armlet_audit_settings",
+        "armlet_syscall_event",
     ] {
         c.push_str(&format!("S({s})\n"));
     }
@@ -101,6 +126,9 @@ fn main() {
         ("armlet_event", "target"),
         ("armlet_proc_event", "comm"),
         ("armlet_proc_event", "filename"),
+        ("armlet_syscall_event", "dfd"),
+        ("armlet_syscall_event", "comm"),
+        ("armlet_syscall_event", "path"),
     ] {
         c.push_str(&format!("O({s},{f})\n"));
     }

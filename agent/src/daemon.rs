@@ -19,6 +19,7 @@ use armlet_policy::support::Enforcer;
 
 use crate::alert::{AlertBuilder, AlertSink, DecisionEvent, Rotation, WorkloadInfo};
 use crate::cmd::run::PolicySource;
+use crate::enforce::audit_tp::{AuditDecider, AuditTracer};
 use crate::enforce::bpf_lsm::{BpfLsm, Capacity, Controls};
 use crate::enforce::kernel_rules::KernelRules;
 use crate::procinfo::ProcCache;
@@ -89,8 +90,136 @@ fn kernel_rules(ir: &CompiledPolicy, host: &Workload) -> anyhow::Result<(KernelR
     Ok((rules, eff.rules.len()))
 }
 
-/// Enforce with the BPF-LSM programs on this host until SIGTERM/SIGINT; SIGHUP reloads the
-/// policy source. `enforcer` is `BpfLsm` (deny) or `Audit` (same programs, report-only).
+/// What the daemon loop needs from an enforcement engine.
+trait Engine {
+    /// Replace the policy in force; an error leaves the current one in force. Returns a
+    /// one-line summary.
+    fn apply(&mut self, ir: &CompiledPolicy, host: &Workload) -> anyhow::Result<String>;
+    /// Wait up to `timeout` for activity; return the alerting decisions, updating `table`.
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        table: &mut ProcTable,
+    ) -> anyhow::Result<Vec<DecisionEvent>>;
+    /// Counters for the stop message.
+    fn counters_line(&self) -> String;
+}
+
+/// BPF-LSM in the kernel (`enforce`: deny; otherwise report-only).
+struct LsmEngine {
+    enforcer: BpfLsm,
+    controls: Controls,
+}
+
+impl Engine for LsmEngine {
+    fn apply(&mut self, ir: &CompiledPolicy, host: &Workload) -> anyhow::Result<String> {
+        let (rules, applicable) = kernel_rules(ir, host)?;
+        self.controls.host_confined = applicable > 0;
+        self.enforcer
+            .apply(&rules, self.controls)
+            .context("applying the policy")?;
+        Ok(format!(
+            "{applicable} rules for this node ({} path keys, {} id keys, {} allow-lists, {} \
+             sources); {} rules matched in user space only",
+            rules.path_rules.len(),
+            rules.id_rules.len(),
+            rules.allow_lists.len(),
+            rules.sources.len(),
+            rules.not_in_kernel.len()
+        ))
+    }
+
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        table: &mut ProcTable,
+    ) -> anyhow::Result<Vec<DecisionEvent>> {
+        let mut out = Vec::new();
+        self.enforcer.poll_events(
+            timeout,
+            |ev| {
+                if let Some(d) = decision(&ev)
+                    && d.alerts()
+                {
+                    out.push(d);
+                }
+            },
+            |pev| table.apply(&pev, exe_of),
+        )?;
+        Ok(out)
+    }
+
+    fn counters_line(&self) -> String {
+        let c = self.enforcer.counters();
+        format!(
+            "{} denials, {} events dropped (ring buffer full), {} alerts throttled, {} paths too \
+             long, {} process records dropped",
+            c[abi::CNT_DENIALS as usize],
+            c[abi::CNT_RINGBUF_DROPS as usize],
+            c[abi::CNT_THROTTLED as usize],
+            c[abi::CNT_LONG_PATHS as usize],
+            c[abi::CNT_PROC_DROPS as usize],
+        )
+    }
+}
+
+/// Tracepoints and user-space decisions (report-only).
+struct TracepointEngine {
+    tracer: AuditTracer,
+    ir: CompiledPolicy,
+    host: Workload,
+}
+
+impl Engine for TracepointEngine {
+    fn apply(&mut self, ir: &CompiledPolicy, host: &Workload) -> anyhow::Result<String> {
+        self.ir = ir.clone();
+        self.host = host.clone();
+        Ok(format!(
+            "{} rules for this node, matched in user space",
+            ir.effective(host).rules.len()
+        ))
+    }
+
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        table: &mut ProcTable,
+    ) -> anyhow::Result<Vec<DecisionEvent>> {
+        let decider = AuditDecider::new(&self.ir, &self.host);
+        let table = std::cell::RefCell::new(table);
+        let out = std::cell::RefCell::new(Vec::new());
+        self.tracer.poll(
+            timeout,
+            &mut |pev| {
+                // Decide an exec before the table learns the new program (fromSource is the
+                // caller's executable).
+                if let Some(d) = decider.exec(&pev, &table.borrow()) {
+                    out.borrow_mut().push(d);
+                }
+                table.borrow_mut().apply(&pev, exe_of);
+            },
+            &mut |sev| {
+                if let Some(d) = decider.syscall(&sev, &table.borrow()) {
+                    out.borrow_mut().push(d);
+                }
+            },
+        )?;
+        Ok(out.into_inner())
+    }
+
+    fn counters_line(&self) -> String {
+        let c = self.tracer.counters();
+        format!(
+            "{} syscall records dropped (ring buffer full), {} unreadable paths, {} process \
+             records dropped",
+            c[abi::CNT_RINGBUF_DROPS as usize],
+            c[abi::CNT_LONG_PATHS as usize],
+            c[abi::CNT_PROC_DROPS as usize],
+        )
+    }
+}
+
+/// Enforce with the BPF-LSM programs (`enforcer_kind` BpfLsm: deny; Audit: report-only).
 pub fn run_bpf_lsm(
     ir: CompiledPolicy,
     host: &Workload,
@@ -98,31 +227,71 @@ pub fn run_bpf_lsm(
     enforcer_kind: Enforcer,
     out: &Outputs,
 ) -> anyhow::Result<()> {
-    let mut ir = ir;
-    let (rules, applicable) = kernel_rules(&ir, host)?;
-    let mut enforcer =
+    let (rules, _) = kernel_rules(&ir, host)?;
+    let enforcer =
         BpfLsm::load(Capacity::for_rules(&rules)).context("starting the BPF-LSM enforcer")?;
     let controls = Controls {
         enforce: enforcer_kind == Enforcer::BpfLsm,
         host_workload: 0,
-        host_confined: applicable > 0,
+        host_confined: false,
         agent_tgid: std::process::id(),
         supervisor_tgid: std::os::unix::process::parent_id(),
         probe: false,
         alerts_per_sec: out.alerts_per_sec,
     };
-    enforcer
-        .apply(&rules, controls)
-        .context("applying the policy")?;
-    install_signal_handlers()?;
+    let engine = LsmEngine { enforcer, controls };
+    let mode = if enforcer_kind == Enforcer::BpfLsm {
+        "enforcing with bpf-lsm"
+    } else {
+        "auditing (report-only) with the bpf-lsm programs"
+    };
+    serve(engine, ir, host, source, enforcer_kind, mode, out)
+}
 
+/// Observe with tracepoints and decide in user space; nothing is blocked.
+pub fn run_tracepoint_audit(
+    ir: CompiledPolicy,
+    host: &Workload,
+    source: &PolicySource,
+    out: &Outputs,
+) -> anyhow::Result<()> {
+    let tracer = AuditTracer::load().context("starting the tracepoint audit enforcer")?;
+    let engine = TracepointEngine {
+        tracer,
+        ir: ir.clone(),
+        host: host.clone(),
+    };
+    serve(
+        engine,
+        ir,
+        host,
+        source,
+        Enforcer::Audit,
+        "auditing (report-only) with tracepoints; nothing is blocked",
+        out,
+    )
+}
+
+/// The daemon loop shared by every engine: apply, announce readiness, turn decisions into
+/// alerts, reload on SIGHUP, stop on SIGTERM/SIGINT.
+fn serve(
+    mut engine: impl Engine,
+    mut ir: CompiledPolicy,
+    host: &Workload,
+    source: &PolicySource,
+    enforcer_kind: Enforcer,
+    mode: &str,
+    out: &Outputs,
+) -> anyhow::Result<()> {
+    let summary = engine.apply(&ir, host)?;
+    install_signal_handlers()?;
     let mut sink = AlertSink::new().with_stdout();
     if let Some(path) = &out.alerts_file {
         sink = sink
             .with_file(path, out.rotation)
             .with_context(|| format!("opening {}", path.display()))?;
     }
-    announce(enforcer_kind, applicable, &rules);
+    eprintln!("armlet: {mode}: {summary}");
     if let Some(ready) = &out.ready_file {
         std::fs::write(ready, "ready\n").with_context(|| format!("writing {}", ready.display()))?;
     }
@@ -132,26 +301,17 @@ pub fn run_bpf_lsm(
     let mut monitor = ProcTable::new(PROC_TABLE);
     while !STOP.load(Ordering::SeqCst) {
         if RELOAD.swap(false, Ordering::SeqCst) {
-            // Any failure keeps the policy in force: the kernel maps are only swapped after
-            // the new policy verified, compiled and was written completely.
-            let result = source.load().and_then(|(next, origin)| {
-                let (rules, applicable) = kernel_rules(&next, host)?;
-                let controls = Controls {
-                    host_confined: applicable > 0,
-                    ..controls
-                };
-                enforcer
-                    .apply(&rules, controls)
-                    .context("applying the policy")?;
-                Ok((next, origin, rules, applicable))
-            });
+            // Any failure keeps the policy in force: kernel maps are only swapped after the
+            // new policy verified, compiled and was written completely.
+            let result = source
+                .load()
+                .and_then(|(next, origin)| Ok((engine.apply(&next, host)?, next, origin)));
             match result {
-                Ok((next, origin, rules, applicable)) => {
+                Ok((summary, next, origin)) => {
                     ir = next;
                     builder = AlertBuilder::new(&ir, enforcer_kind, out.node.clone());
-                    eprintln!("armlet: reloaded {origin}");
-                    let report = armlet_policy::support::plan(enforcer_kind, &ir);
-                    for d in &report.downgrades {
+                    eprintln!("armlet: reloaded {origin}: {summary}");
+                    for d in &armlet_policy::support::plan(enforcer_kind, &ir).downgrades {
                         eprintln!(
                             "armlet: downgrade: {} {} {} [{}]: {:?}",
                             d.action.as_str(),
@@ -161,68 +321,33 @@ pub fn run_bpf_lsm(
                             d.support
                         );
                     }
-                    announce(enforcer_kind, applicable, &rules);
                 }
                 Err(e) => {
                     eprintln!("armlet: reload refused, the current policy stays in force: {e:#}")
                 }
             }
         }
-        // Process records are applied before decisions of the same batch (see poll_events).
-        let table = std::cell::RefCell::new(&mut monitor);
-        enforcer.poll_events(
-            Duration::from_millis(200),
-            |ev| {
-                if let Some(d) = decision(&ev)
-                    && d.alerts()
-                {
-                    let mut info = procs.lookup(d.pid, d.ppid);
-                    table.borrow().fill(&mut info);
-                    sink.write(&builder.build(&d, &info));
-                }
-            },
-            |pev| table.borrow_mut().apply(&pev, exe_of),
-        )?;
+        for d in engine.poll(Duration::from_millis(200), &mut monitor)? {
+            let mut info = procs.lookup(d.pid, d.ppid);
+            monitor.fill(&mut info);
+            sink.write(&builder.build(&d, &info));
+        }
     }
-    let c = enforcer.counters();
     let (hits, misses) = procs.stats();
     let (known, alive, records) = monitor.stats();
     eprintln!(
-        "armlet: stopping: {} denials, {} events dropped (ring buffer full), {} alerts \
-         throttled, {} paths too long, {} alerts written, {} alert writes failed, process cache \
+        "armlet: stopping: {}, {} alerts written, {} alert writes failed, process cache \
          {hits}/{} hits, process monitor {records} records ({known} processes known, {alive} \
-         alive, {} records dropped)",
-        c[abi::CNT_DENIALS as usize],
-        c[abi::CNT_RINGBUF_DROPS as usize],
-        c[abi::CNT_THROTTLED as usize],
-        c[abi::CNT_LONG_PATHS as usize],
+         alive)",
+        engine.counters_line(),
         sink.stats().written,
         sink.stats().dropped,
         hits + misses,
-        c[abi::CNT_PROC_DROPS as usize],
     );
     if let Some(ready) = &out.ready_file {
         let _ = std::fs::remove_file(ready);
     }
     Ok(())
-}
-
-fn announce(kind: Enforcer, applicable: usize, rules: &KernelRules) {
-    eprintln!(
-        "armlet: {} with {}: {applicable} rules for this node ({} path keys, {} id keys, {} \
-         allow-lists, {} sources); {} rules matched in user space only",
-        if kind == Enforcer::BpfLsm {
-            "enforcing"
-        } else {
-            "auditing (report-only)"
-        },
-        kind.as_str(),
-        rules.path_rules.len(),
-        rules.id_rules.len(),
-        rules.allow_lists.len(),
-        rules.sources.len(),
-        rules.not_in_kernel.len()
-    );
 }
 
 /// Decode a kernel decision into the enforcer-independent form.

@@ -94,6 +94,14 @@ impl ProcTable {
         );
     }
 
+    /// The last known executable of `pid`.
+    pub fn exe(&self, pid: u32) -> Option<&str> {
+        self.entries
+            .get(&pid)
+            .map(|e| e.exe.as_str())
+            .filter(|e| !e.is_empty())
+    }
+
     /// Complete what `/proc` could not tell (empty fields) from the monitor's records.
     pub fn fill(&self, info: &mut ProcInfo) {
         if let Some(me) = self.entries.get(&info.pid) {

@@ -234,6 +234,8 @@ fn run_refuses_unsigned_policies_without_the_dev_flag() {
         "--policies",
         "policies/examples/host",
         "--insecure-dev",
+        "--enforcer",
+        "apparmor",
         "--node",
         "n1",
     ]);
@@ -311,6 +313,10 @@ fn run_verifies_a_signed_bundle_and_refuses_a_replay() {
             state,
             "--node",
             "edge-1",
+            // Not implemented yet: the command prints the verified plan and returns instead of
+            // starting the daemon.
+            "--enforcer",
+            "apparmor",
         ])
     };
     let out = run(&p("state"));

@@ -68,6 +68,8 @@ typedef int __s32;
 #define ARMLET_EV_EXEC 2
 #define ARMLET_EV_FORK 3
 #define ARMLET_EV_EXIT 4
+#define ARMLET_EV_OPEN 5
+#define ARMLET_EV_SOCKET 6
 
 /* Counter slots (PERCPU_ARRAY "armlet_counters"). */
 #define ARMLET_CNT_RINGBUF_DROPS 0
@@ -217,6 +219,33 @@ struct armlet_proc_event {
     __u64 cgroup_id;
     char comm[16];
     char filename[ARMLET_PATH_MAX]; /* exec: the path as the caller passed it (logs only) */
+};
+
+/* The tracepoint audit enforcer (audit.bpf.c, for kernels without BPF-LSM). */
+
+/* "armlet_audit_settings": ARRAY, one entry. */
+struct armlet_audit_settings {
+    __u32 agent_tgid; /* the agent's own syscalls are not reported (no feedback loop) */
+    __u32 active;
+};
+
+/* Ring buffer "armlet_audit_events": an open or socket call as the caller made it. Paths are
+ * what the caller passed (possibly relative to dfd or the cwd); user space resolves them. */
+struct armlet_syscall_event {
+    __u32 kind;  /* ARMLET_EV_OPEN or ARMLET_EV_SOCKET */
+    __u32 pid;
+    __u32 ppid;
+    __u32 uid;
+    __u64 timestamp_ns;
+    __u64 cgroup_id;
+    __s32 dfd;   /* open: the directory fd (-100 = AT_FDCWD) */
+    __u32 flags; /* open: O_* flags */
+    __u32 family; /* socket */
+    __u32 type;
+    __u32 protocol;
+    __u32 _pad;
+    char comm[16];
+    char path[ARMLET_PATH_MAX];
 };
 
 #endif /* ARMLET_ABI_H */

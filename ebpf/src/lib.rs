@@ -14,6 +14,16 @@ pub fn object() -> &'static [u8] {
     &OBJECT.0
 }
 
+/// The tracepoint audit object for this target architecture (empty when stubbed).
+pub fn audit_object() -> &'static [u8] {
+    &AUDIT_OBJECT.0
+}
+
+/// Whether [`audit_object`] holds real programs.
+pub fn audit_object_is_real() -> bool {
+    AUDIT_OBJECT.0.len() > 4 && AUDIT_OBJECT.0.starts_with(b"\x7fELF")
+}
+
 /// Whether [`object`] holds real programs (the agent refuses to enforce otherwise).
 pub fn object_is_real() -> bool {
     OBJECT.0.len() > 4 && OBJECT.0.starts_with(b"\x7fELF")
@@ -24,6 +34,8 @@ struct Aligned<T: ?Sized>(T);
 
 static OBJECT: &Aligned<[u8]> =
     &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/armlet.bpf.o")));
+static AUDIT_OBJECT: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/audit.bpf.o")));
 
 /// Longest path matched in the kernel, including the NUL.
 pub const PATH_MAX: usize = 256;
@@ -52,6 +64,8 @@ pub const EV_DECISION: u32 = 1;
 pub const EV_EXEC: u32 = 2;
 pub const EV_FORK: u32 = 3;
 pub const EV_EXIT: u32 = 4;
+pub const EV_OPEN: u32 = 5;
+pub const EV_SOCKET: u32 = 6;
 
 pub const CNT_RINGBUF_DROPS: u32 = 0;
 pub const CNT_DENIALS: u32 = 1;
@@ -103,6 +117,8 @@ pub mod maps {
     pub const ALLOW_LISTS: &str = "armlet_allow_lists";
     pub const EVENTS: &str = "armlet_events";
     pub const PROC_EVENTS: &str = "armlet_proc_events";
+    pub const AUDIT_SETTINGS: &str = "armlet_audit_settings";
+    pub const AUDIT_EVENTS: &str = "armlet_audit_events";
     pub const COUNTERS: &str = "armlet_counters";
 }
 
@@ -281,6 +297,79 @@ mod pod {
     unsafe impl aya::Pod for RuleSet {}
     unsafe impl aya::Pod for PostureKey {}
     unsafe impl aya::Pod for Posture {}
+    unsafe impl aya::Pod for AuditSettings {}
+}
+
+/// The audit object's raw syscall tracepoint: (program name, BTF tracepoint).
+pub const AUDIT_SYSCALL_PROGRAM: (&str, &str) = ("armlet_sys_enter", "sys_enter");
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditSettings {
+    pub agent_tgid: u32,
+    pub active: u32,
+}
+
+/// An open or socket call as the caller made it (`armlet_syscall_event`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SyscallEvent {
+    pub kind: u32,
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub timestamp_ns: u64,
+    pub cgroup_id: u64,
+    pub dfd: i32,
+    pub flags: u32,
+    pub family: u32,
+    pub sock_type: u32,
+    pub protocol: u32,
+    pub _pad: u32,
+    pub comm: [u8; 16],
+    pub path: [u8; PATH_MAX],
+}
+
+impl SyscallEvent {
+    /// Decode a ring-buffer record; None when it is too short or not a syscall record.
+    pub fn from_bytes(b: &[u8]) -> Option<SyscallEvent> {
+        if b.len() < std::mem::size_of::<SyscallEvent>() {
+            return None;
+        }
+        let u32_at = |o: usize| {
+            b.get(o..o + 4)
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_ne_bytes)
+        };
+        let u64_at = |o: usize| {
+            b.get(o..o + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_ne_bytes)
+        };
+        let kind = u32_at(0)?;
+        if kind != EV_OPEN && kind != EV_SOCKET {
+            return None;
+        }
+        let mut e = SyscallEvent {
+            kind,
+            pid: u32_at(4)?,
+            ppid: u32_at(8)?,
+            uid: u32_at(12)?,
+            timestamp_ns: u64_at(16)?,
+            cgroup_id: u64_at(24)?,
+            dfd: i32::from_ne_bytes(b.get(32..36)?.try_into().ok()?),
+            flags: u32_at(36)?,
+            family: u32_at(40)?,
+            sock_type: u32_at(44)?,
+            protocol: u32_at(48)?,
+            _pad: 0,
+            comm: [0; 16],
+            path: [0; PATH_MAX],
+        };
+        e.comm.copy_from_slice(b.get(56..72)?);
+        e.path.copy_from_slice(b.get(72..72 + PATH_MAX)?);
+        Some(e)
+    }
 }
 
 /// A process-monitor record (`armlet_proc_event`).
@@ -430,6 +519,17 @@ mod tests {
         assert_eq!(size_of::<Posture>(), SIZE_armlet_posture);
         assert_eq!(size_of::<Event>(), SIZE_armlet_event);
         assert_eq!(size_of::<ProcEvent>(), SIZE_armlet_proc_event);
+        assert_eq!(size_of::<AuditSettings>(), SIZE_armlet_audit_settings);
+        assert_eq!(size_of::<SyscallEvent>(), SIZE_armlet_syscall_event);
+        assert_eq!(offset_of!(SyscallEvent, dfd), OFF_armlet_syscall_event_dfd);
+        assert_eq!(
+            offset_of!(SyscallEvent, comm),
+            OFF_armlet_syscall_event_comm
+        );
+        assert_eq!(
+            offset_of!(SyscallEvent, path),
+            OFF_armlet_syscall_event_path
+        );
         assert_eq!(offset_of!(ProcEvent, comm), OFF_armlet_proc_event_comm);
         assert_eq!(
             offset_of!(ProcEvent, filename),

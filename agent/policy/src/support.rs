@@ -64,6 +64,8 @@ pub enum Support {
 }
 
 const NO_LSM: &str = "the audit enforcer has no LSM: operations are observed, never blocked";
+const AUDIT_CAPS: &str = "the audit enforcer never blocks; capability use is observed only where the \
+     BPF-LSM programs load (report-only), not by the tracepoint audit enforcer";
 const GLOB_IN_KERNEL: &str =
     "glob patterns are not compiled into BPF maps; matched in user space from events";
 const CGROUP_NO_EXE: &str =
@@ -90,7 +92,10 @@ pub fn support(
         return Support::Enforced;
     }
     match enforcer {
-        Enforcer::Audit => Support::AuditOnly(NO_LSM),
+        Enforcer::Audit => match target {
+            Target::Capability { .. } => Support::AuditOnly(AUDIT_CAPS),
+            _ => Support::AuditOnly(NO_LSM),
+        },
         Enforcer::AppArmor => Support::Enforced,
         Enforcer::BpfLsm => match target {
             Target::ExecPattern(_) | Target::FilePattern(_) => Support::AuditOnly(GLOB_IN_KERNEL),
@@ -237,7 +242,7 @@ mod tests {
                 "capability",
                 t_cap(),
                 src,
-                [E, E, A(FANOTIFY_NO_CAPS), A(NO_LSM)],
+                [E, E, A(FANOTIFY_NO_CAPS), A(AUDIT_CAPS)],
             ),
             (
                 "dns",

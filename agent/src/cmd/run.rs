@@ -5,9 +5,10 @@
 //! it, probe the host, choose the best enforcer, and print the plan with every downgrade. With
 //! `bpf-lsm` it then enforces until SIGTERM, writing alerts as JSON lines to stdout (and
 //! `--alerts-file`); SIGHUP reloads the source and swaps the policy atomically (a rejected or
-//! invalid one leaves the current policy in force). `--enforcer audit` on a kernel with
-//! BPF-LSM runs the same programs report-only. The other enforcers are not implemented yet: the
-//! command says so, blocks nothing and exits after printing the plan.
+//! invalid one leaves the current policy in force). `--enforcer audit` runs the BPF-LSM
+//! programs report-only where they work, else observes with tracepoints and decides in user
+//! space. fanotify and AppArmor are not implemented yet: chosen automatically, the agent falls
+//! back to audit; asked for explicitly, it prints the plan and says it is not enforcing.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -135,33 +136,47 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ir.rule_count(),
         render(&ir, &report)
     );
-    let bpf_lsm_works = probe::select(&facts).0 == Enforcer::BpfLsm;
-    match chosen {
-        // The audit enforcer on a kernel with BPF-LSM: the same programs, report-only.
-        Enforcer::BpfLsm | Enforcer::Audit if chosen == Enforcer::BpfLsm || bpf_lsm_works => {
-            // Alerts own stdout while enforcing; the plan goes to stderr.
-            eprint!("{summary}");
-            let out = daemon::Outputs {
-                alerts_file: a.alerts_file.clone(),
-                rotation: crate::alert::Rotation::new(a.alerts_max_bytes, a.alerts_keep)?,
-                ready_file: a.ready_file.clone(),
-                node: node.clone(),
-                alerts_per_sec: a.alerts_per_sec,
-            };
-            daemon::run_bpf_lsm(ir, &host, &source, chosen, &out)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        other => {
-            print!("{summary}");
-            println!(
-                "\narmlet: NOT ENFORCING: the {} enforcer is not implemented for this kernel yet \
-                 (without BPF-LSM: the tracepoint-based audit enforcer arrives with issue #3, \
-                 fanotify and AppArmor with issue #4). Nothing was blocked.",
-                other.as_str()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+    let bpf_lsm_works = best == Enforcer::BpfLsm;
+    // An enforcer this build does not implement yet: when it was chosen automatically, fall
+    // back to the best one that works here (tracepoint audit); when it was asked for, say so.
+    let engine = match chosen {
+        Enforcer::BpfLsm => Some(Enforcer::BpfLsm),
+        Enforcer::Audit => Some(Enforcer::Audit),
+        Enforcer::AppArmor | Enforcer::Fanotify if a.enforcer.is_none() => Some(Enforcer::Audit),
+        Enforcer::AppArmor | Enforcer::Fanotify => None,
+    };
+    let Some(engine) = engine else {
+        print!("{summary}");
+        println!(
+            "\narmlet: NOT ENFORCING: the {} enforcer is not implemented yet (issue #4). Nothing \
+             was blocked.",
+            chosen.as_str()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    // Alerts own stdout while the daemon runs; the plan goes to stderr.
+    eprint!("{summary}");
+    if engine != chosen {
+        eprintln!(
+            "armlet: the {} enforcer is not implemented yet (issue #4): falling back to audit \
+             (observe and alert, never block)",
+            chosen.as_str()
+        );
     }
+    let out = daemon::Outputs {
+        alerts_file: a.alerts_file.clone(),
+        rotation: crate::alert::Rotation::new(a.alerts_max_bytes, a.alerts_keep)?,
+        ready_file: a.ready_file.clone(),
+        node: node.clone(),
+        alerts_per_sec: a.alerts_per_sec,
+    };
+    if engine == Enforcer::BpfLsm || bpf_lsm_works {
+        // Audit on a BPF-LSM kernel: the same programs, report-only.
+        daemon::run_bpf_lsm(ir, &host, &source, engine, &out)?;
+    } else {
+        daemon::run_tracepoint_audit(ir, &host, &source, &out)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The node as a workload: its labels plus the host-name labels KubeArmor sets.

@@ -436,7 +436,7 @@ impl BpfLsm {
     }
 }
 
-fn wait_readable(fds: &[std::os::fd::RawFd], timeout: Duration) -> std::io::Result<()> {
+pub(crate) fn wait_readable(fds: &[std::os::fd::RawFd], timeout: Duration) -> std::io::Result<()> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
         .map(|&fd| libc::pollfd {

@@ -1,8 +1,10 @@
 //! Enforcers: turning a compiled policy into kernel state.
 //!
 //! `kernel_rules` is the pure IR → map-entries step; `bpf_lsm` loads and feeds the eBPF
-//! programs. AppArmor, fanotify and the tracepoint-based audit enforcer arrive with issues #3
-//! (audit) and #4 (AppArmor, fanotify); `armlet run` says so when one of them is chosen.
+//! programs; `audit_tp` observes through tracepoints and decides in user space where BPF-LSM
+//! is unavailable. AppArmor and fanotify arrive with issue #4; `armlet run` says so when one of
+//! them is chosen.
 
+pub mod audit_tp;
 pub mod bpf_lsm;
 pub mod kernel_rules;

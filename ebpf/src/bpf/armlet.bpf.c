@@ -511,11 +511,13 @@ static __always_inline int check_path(struct hook *c, const struct path *path)
     long n = bpf_d_path((struct path *)path, k->path, ARMLET_PATH_MAX);
     if (n < 0)
         return long_path(c);
-    /* bpf_d_path builds the name at the end of the buffer and moves it to the front: the tail
-     * still holds a stale copy. Keys are compared as raw bytes, so clear everything after the
-     * NUL (n counts it). */
-    struct tail t = {c->s, (__u32)n};
-    bpf_loop(ARMLET_PATH_MAX, clear_tail, &t, 0);
+    /* bpf_d_path builds the name in the last n bytes of the buffer (zeroed above) and moves
+     * it to the front, so a stale copy remains in [PATH_MAX - n, PATH_MAX). Keys are compared
+     * as raw bytes: clear that copy, minus whatever overlaps the real name (n counts the NUL).
+     * That is at most PATH_MAX / 2 iterations, usually about n. */
+    __u32 from = (__u32)n > ARMLET_PATH_MAX - (__u32)n ? (__u32)n : ARMLET_PATH_MAX - (__u32)n;
+    struct tail t = {c->s, from};
+    bpf_loop(ARMLET_PATH_MAX - from, clear_tail, &t, 0);
     struct verdict v = {ARMLET_NO_RULE, ARMLET_NO_RULE, ARMLET_NO_RULE, 0};
     match_path(c, &v);
     return conclude(c, &v, 1, 0);
@@ -738,62 +740,4 @@ int BPF_PROG(armlet_ptrace_access_check, struct task_struct *child, unsigned int
     return protect(child->tgid, 1);
 }
 
-/* ---------------------------------------------------------------- process monitor
- * exec/fork/exit of whole processes (not threads), for alert context (parent names, processes
- * that exited before their alert was read). Observation only: these programs never decide. A
- * full ring buffer drops the record and counts it. */
-
-static __always_inline struct armlet_proc_event *proc_event(__u32 kind, struct task_struct *p)
-{
-    struct armlet_proc_event *e = bpf_ringbuf_reserve(&armlet_proc_events, sizeof(*e), 0);
-    if (!e) {
-        count(ARMLET_CNT_PROC_DROPS);
-        return 0;
-    }
-    e->kind = kind;
-    e->pid = BPF_CORE_READ(p, tgid);
-    e->ppid = BPF_CORE_READ(p, real_parent, tgid);
-    e->uid = (__u32)bpf_get_current_uid_gid();
-    e->timestamp_ns = bpf_ktime_get_boot_ns();
-    e->cgroup_id = bpf_get_current_cgroup_id();
-    BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
-    e->filename[0] = 0;
-    return e;
-}
-
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(armlet_proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-    struct armlet_proc_event *e = proc_event(ARMLET_EV_EXEC, p);
-    if (!e)
-        return 0;
-    const char *name = BPF_CORE_READ(bprm, filename);
-    if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), name) < 0)
-        e->filename[0] = 0;
-    bpf_ringbuf_submit(e, 0);
-    return 0;
-}
-
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(armlet_proc_fork, struct task_struct *parent, struct task_struct *child)
-{
-    if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
-        return 0; /* a new thread, not a new process */
-    struct armlet_proc_event *e = proc_event(ARMLET_EV_FORK, child);
-    if (!e)
-        return 0;
-    e->ppid = BPF_CORE_READ(parent, tgid);
-    bpf_ringbuf_submit(e, 0);
-    return 0;
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(armlet_proc_exit, struct task_struct *p)
-{
-    if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
-        return 0;
-    struct armlet_proc_event *e = proc_event(ARMLET_EV_EXIT, p);
-    if (e)
-        bpf_ringbuf_submit(e, 0);
-    return 0;
-}
+#include "procmon.bpf.h"

@@ -197,8 +197,15 @@ run_scenario() {
             </dev/null >"/tmp/out-$name-$cid" 2>&1 3<&- 4<&- 6<&- &
         cpid=$!
         # Serve qt-signal requests ("SIG ID" lines) while the command runs (builtins only).
+        # `read -t 0` only tests for input: a timed read could stop mid-line and lose the
+        # bytes it had consumed. A request is one short line written by one echo (atomic on a
+        # FIFO), so once input is there the whole line is.
         while alive "$cpid"; do
-            if read -t 0.05 _sig _rid <&6; then
+            if ! read -t 0 <&6; then
+                $BB usleep 50000
+                continue
+            fi
+            if read -r _sig _rid <&6; then
                 case "$_sig" in
                     HUP|TERM|INT|USR1|USR2|KILL|STOP|CONT) kill -s "$_sig" "$apid" 2>/dev/null; _krc=$? ;;
                     *) _krc=2 ;;

@@ -30,5 +30,11 @@ step "qemu scenarios: BPF-LSM enforcement in Debian 6.12 VMs (aarch64 + x86_64)"
 # armlet's own scenarios and, where ../shared is present, KubeArmor's host scenarios.
 qemu-tests/run --no-setup
 
+conformance=../shared/conformance/kubearmor/host_scenarios
+if [ -d "$conformance" ]; then
+    step "qemu scenarios: KubeArmor host scenarios with --enforcer audit (report-only)"
+    qemu-tests/run --no-setup --enforcer audit --scenarios "$conformance"
+fi
+
 # Totals over every cargo test binary, as one plain closing line.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "\ncargo: %d passed, %d failed, %d skipped\n", p, f, i }' target/test.log

@@ -352,7 +352,7 @@ fn serve(
 
 /// Decode a kernel decision into the enforcer-independent form.
 pub fn decision(ev: &abi::Event) -> Option<DecisionEvent> {
-    if ev.kind != abi::EV_DECISION {
+    if ev.h.kind != abi::EV_DECISION {
         return None;
     }
     let category = match ev.category {
@@ -383,12 +383,12 @@ pub fn decision(ev: &abi::Event) -> Option<DecisionEvent> {
     Some(DecisionEvent {
         timestamp: SystemTime::now(),
         category,
-        rule_id: (ev.rule_id != abi::POSTURE_RULE).then_some(ev.rule_id),
+        rule_id: (ev.h.rule_id != abi::POSTURE_RULE).then_some(ev.h.rule_id),
         action,
-        denied: ev.ret != 0,
-        pid: ev.pid,
-        ppid: ev.ppid,
-        uid: ev.uid,
+        denied: ev.h.ret != 0,
+        pid: ev.h.pid,
+        ppid: ev.h.ppid,
+        uid: ev.h.uid,
         comm: abi::c_str(&ev.comm),
         source: abi::c_str(&ev.source),
         resource,
@@ -405,21 +405,22 @@ mod tests {
 
     fn event(category: u8, action: u8, rule: u32, id: u32, target: &str) -> abi::Event {
         let mut e = abi::Event {
-            kind: abi::EV_DECISION,
-            workload: 0,
-            cgroup_id: 1,
-            timestamp_ns: 0,
-            pid: 10,
+            h: abi::EventHeader {
+                kind: abi::EV_DECISION,
+                pid: 10,
+                ppid: 1,
+                ret: -1,
+                rule_id: rule,
+                cgroup_id: 1,
+                ..abi::EventHeader::default()
+            },
             tid: 10,
-            ppid: 1,
-            uid: 0,
-            ret: -1,
-            rule_id: rule,
             category,
             action,
             write: 0,
             op: 0,
             id,
+            _pad: 0,
             comm: [0; 16],
             source: [0; abi::PATH_MAX],
             target: [0; abi::PATH_MAX],

@@ -49,22 +49,22 @@ impl ProcTable {
     pub fn apply(&mut self, ev: &abi::ProcEvent, exe_of: impl Fn(u32) -> Option<String>) {
         self.events += 1;
         let comm = abi::c_str(&ev.comm);
-        match ev.kind {
+        match ev.h.kind {
             abi::EV_FORK => {
                 // The child starts as a copy of its parent.
                 let exe = self
                     .entries
-                    .get(&ev.ppid)
+                    .get(&ev.h.ppid)
                     .map(|p| p.exe.clone())
                     .unwrap_or_default();
-                self.put(ev.pid, ev.ppid, comm, exe, true);
+                self.put(ev.h.pid, ev.h.ppid, comm, exe, true);
             }
             abi::EV_EXEC => {
-                let exe = exe_of(ev.pid).unwrap_or_else(|| abi::c_str(&ev.filename));
-                self.put(ev.pid, ev.ppid, comm, exe, true);
+                let exe = exe_of(ev.h.pid).unwrap_or_else(|| abi::c_str(&ev.filename));
+                self.put(ev.h.pid, ev.h.ppid, comm, exe, true);
             }
             abi::EV_EXIT => {
-                if let Some(e) = self.entries.get_mut(&ev.pid) {
+                if let Some(e) = self.entries.get_mut(&ev.h.pid) {
                     e.alive = false;
                 }
             }
@@ -138,12 +138,12 @@ mod tests {
 
     fn ev(kind: u32, pid: u32, ppid: u32, comm: &str, filename: &str) -> abi::ProcEvent {
         let mut e = abi::ProcEvent {
-            kind,
-            pid,
-            ppid,
-            uid: 0,
-            timestamp_ns: 0,
-            cgroup_id: 0,
+            h: abi::EventHeader {
+                kind,
+                pid,
+                ppid,
+                ..abi::EventHeader::default()
+            },
             comm: [0; 16],
             filename: [0; abi::PATH_MAX],
         };

@@ -186,23 +186,33 @@ struct armlet_posture {
     __u8 _pad[7];
 };
 
-/* Ring buffer "armlet_events": one record per alerting decision. */
-struct armlet_event {
-    __u32 kind;
+/* The common header first in every event, so a reader can dispatch (and account) before it
+ * knows the payload. Fields that do not apply hold 0 (ret), ARMLET_NO_RULE (rule_id) or
+ * ARMLET_NO_WORKLOAD (workload). */
+#define ARMLET_NO_WORKLOAD 0xffffffffu
+struct armlet_event_header {
+    __u32 kind;         /* ARMLET_EV_* */
     __u32 workload;
-    __u64 cgroup_id;
-    __u64 timestamp_ns; /* bpf_ktime_get_boot_ns */
     __u32 pid;          /* tgid */
-    __u32 tid;
     __u32 ppid;         /* tgid of the real parent */
     __u32 uid;
-    __s32 ret;          /* 0 or -EPERM: what the hook returned */
+    __s32 ret;          /* what the hook returned: 0 or -EPERM */
     __u32 rule_id;      /* ARMLET_POSTURE_RULE for the default posture */
+    __u32 _pad;
+    __u64 cgroup_id;
+    __u64 timestamp_ns; /* bpf_ktime_get_boot_ns */
+};
+
+/* Ring buffer "armlet_events": one record per alerting decision (ARMLET_EV_DECISION). */
+struct armlet_event {
+    struct armlet_event_header h;
+    __u32 tid;
     __u8 category;
     __u8 action;        /* the rule's (or posture's) action */
     __u8 write;         /* file opened for writing */
     __u8 op;            /* network operation (ARMLET_NET_*), 0 otherwise */
     __u32 id;           /* protocol id, capability number, or 0 */
+    __u32 _pad;
     char comm[16];
     char source[ARMLET_PATH_MAX]; /* executable of the acting task */
     char target[ARMLET_PATH_MAX]; /* path (process/file) */
@@ -211,12 +221,7 @@ struct armlet_event {
 /* Ring buffer "armlet_proc_events" (its own, so process churn never crowds out decisions):
  * the process monitor's exec/fork/exit records. */
 struct armlet_proc_event {
-    __u32 kind;  /* ARMLET_EV_EXEC, _FORK or _EXIT */
-    __u32 pid;   /* tgid (the child's, for fork) */
-    __u32 ppid;  /* tgid of the real parent */
-    __u32 uid;
-    __u64 timestamp_ns;
-    __u64 cgroup_id;
+    struct armlet_event_header h; /* ARMLET_EV_EXEC, _FORK (pid: the child) or _EXIT */
     char comm[16];
     char filename[ARMLET_PATH_MAX]; /* exec: the path as the caller passed it (logs only) */
 };
@@ -232,12 +237,7 @@ struct armlet_audit_settings {
 /* Ring buffer "armlet_audit_events": an open or socket call as the caller made it. Paths are
  * what the caller passed (possibly relative to dfd or the cwd); user space resolves them. */
 struct armlet_syscall_event {
-    __u32 kind;  /* ARMLET_EV_OPEN or ARMLET_EV_SOCKET */
-    __u32 pid;
-    __u32 ppid;
-    __u32 uid;
-    __u64 timestamp_ns;
-    __u64 cgroup_id;
+    struct armlet_event_header h; /* ARMLET_EV_OPEN or ARMLET_EV_SOCKET */
     __s32 dfd;   /* open: the directory fd (-100 = AT_FDCWD) */
     __u32 flags; /* open: O_* flags */
     __u32 family; /* socket */

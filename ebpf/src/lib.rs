@@ -257,25 +257,66 @@ pub struct Posture {
     pub _pad: [u8; 7],
 }
 
+/// The header first in every event (`armlet_event_header`).
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct Event {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventHeader {
     pub kind: u32,
     pub workload: u32,
-    pub cgroup_id: u64,
-    pub timestamp_ns: u64,
     pub pid: u32,
-    pub tid: u32,
     pub ppid: u32,
     pub uid: u32,
     pub ret: i32,
     pub rule_id: u32,
+    pub _pad: u32,
+    pub cgroup_id: u64,
+    pub timestamp_ns: u64,
+}
+
+/// Size of [`EventHeader`] in bytes.
+pub const HEADER_LEN: usize = 48;
+
+impl EventHeader {
+    /// Decode the header of any event; None when the record is too short.
+    pub fn from_bytes(b: &[u8]) -> Option<EventHeader> {
+        let u32_at = |o: usize| {
+            b.get(o..o + 4)
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_ne_bytes)
+        };
+        let u64_at = |o: usize| {
+            b.get(o..o + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_ne_bytes)
+        };
+        Some(EventHeader {
+            kind: u32_at(0)?,
+            workload: u32_at(4)?,
+            pid: u32_at(8)?,
+            ppid: u32_at(12)?,
+            uid: u32_at(16)?,
+            ret: i32::from_ne_bytes(b.get(20..24)?.try_into().ok()?),
+            rule_id: u32_at(24)?,
+            _pad: 0,
+            cgroup_id: u64_at(32)?,
+            timestamp_ns: u64_at(40)?,
+        })
+    }
+}
+
+/// An alerting decision (`armlet_event`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Event {
+    pub h: EventHeader,
+    pub tid: u32,
     pub category: u8,
     pub action: u8,
     pub write: u8,
     /// Network operation (`NET_*`), 0 otherwise.
     pub op: u8,
     pub id: u32,
+    pub _pad: u32,
     pub comm: [u8; 16],
     pub source: [u8; PATH_MAX],
     pub target: [u8; PATH_MAX],
@@ -314,12 +355,7 @@ pub struct AuditSettings {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct SyscallEvent {
-    pub kind: u32,
-    pub pid: u32,
-    pub ppid: u32,
-    pub uid: u32,
-    pub timestamp_ns: u64,
-    pub cgroup_id: u64,
+    pub h: EventHeader,
     pub dfd: i32,
     pub flags: u32,
     pub family: u32,
@@ -336,38 +372,29 @@ impl SyscallEvent {
         if b.len() < std::mem::size_of::<SyscallEvent>() {
             return None;
         }
+        let h = EventHeader::from_bytes(b)?;
+        if h.kind != EV_OPEN && h.kind != EV_SOCKET {
+            return None;
+        }
+        let p = HEADER_LEN;
         let u32_at = |o: usize| {
             b.get(o..o + 4)
                 .and_then(|s| s.try_into().ok())
                 .map(u32::from_ne_bytes)
         };
-        let u64_at = |o: usize| {
-            b.get(o..o + 8)
-                .and_then(|s| s.try_into().ok())
-                .map(u64::from_ne_bytes)
-        };
-        let kind = u32_at(0)?;
-        if kind != EV_OPEN && kind != EV_SOCKET {
-            return None;
-        }
         let mut e = SyscallEvent {
-            kind,
-            pid: u32_at(4)?,
-            ppid: u32_at(8)?,
-            uid: u32_at(12)?,
-            timestamp_ns: u64_at(16)?,
-            cgroup_id: u64_at(24)?,
-            dfd: i32::from_ne_bytes(b.get(32..36)?.try_into().ok()?),
-            flags: u32_at(36)?,
-            family: u32_at(40)?,
-            sock_type: u32_at(44)?,
-            protocol: u32_at(48)?,
+            h,
+            dfd: i32::from_ne_bytes(b.get(p..p + 4)?.try_into().ok()?),
+            flags: u32_at(p + 4)?,
+            family: u32_at(p + 8)?,
+            sock_type: u32_at(p + 12)?,
+            protocol: u32_at(p + 16)?,
             _pad: 0,
             comm: [0; 16],
             path: [0; PATH_MAX],
         };
-        e.comm.copy_from_slice(b.get(56..72)?);
-        e.path.copy_from_slice(b.get(72..72 + PATH_MAX)?);
+        e.comm.copy_from_slice(b.get(p + 24..p + 40)?);
+        e.path.copy_from_slice(b.get(p + 40..p + 40 + PATH_MAX)?);
         Some(e)
     }
 }
@@ -376,12 +403,7 @@ impl SyscallEvent {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ProcEvent {
-    pub kind: u32,
-    pub pid: u32,
-    pub ppid: u32,
-    pub uid: u32,
-    pub timestamp_ns: u64,
-    pub cgroup_id: u64,
+    pub h: EventHeader,
     pub comm: [u8; 16],
     pub filename: [u8; PATH_MAX],
 }
@@ -392,32 +414,18 @@ impl ProcEvent {
         if b.len() < std::mem::size_of::<ProcEvent>() {
             return None;
         }
-        let u32_at = |o: usize| {
-            b.get(o..o + 4)
-                .and_then(|s| s.try_into().ok())
-                .map(u32::from_ne_bytes)
-        };
-        let u64_at = |o: usize| {
-            b.get(o..o + 8)
-                .and_then(|s| s.try_into().ok())
-                .map(u64::from_ne_bytes)
-        };
-        let kind = u32_at(0)?;
-        if !(EV_EXEC..=EV_EXIT).contains(&kind) {
+        let h = EventHeader::from_bytes(b)?;
+        if !(EV_EXEC..=EV_EXIT).contains(&h.kind) {
             return None;
         }
         let mut e = ProcEvent {
-            kind,
-            pid: u32_at(4)?,
-            ppid: u32_at(8)?,
-            uid: u32_at(12)?,
-            timestamp_ns: u64_at(16)?,
-            cgroup_id: u64_at(24)?,
+            h,
             comm: [0; 16],
             filename: [0; PATH_MAX],
         };
-        e.comm.copy_from_slice(b.get(32..48)?);
-        e.filename.copy_from_slice(b.get(48..48 + PATH_MAX)?);
+        e.comm.copy_from_slice(b.get(HEADER_LEN..HEADER_LEN + 16)?);
+        e.filename
+            .copy_from_slice(b.get(HEADER_LEN + 16..HEADER_LEN + 16 + PATH_MAX)?);
         Some(e)
     }
 }
@@ -450,40 +458,29 @@ impl Event {
         if b.len() < std::mem::size_of::<Event>() {
             return None;
         }
-        let u32_at = |o: usize| {
-            b.get(o..o + 4)
-                .and_then(|s| s.try_into().ok())
-                .map(u32::from_ne_bytes)
-        };
-        let u64_at = |o: usize| {
-            b.get(o..o + 8)
-                .and_then(|s| s.try_into().ok())
-                .map(u64::from_ne_bytes)
-        };
+        let h = EventHeader::from_bytes(b)?;
+        if h.kind != EV_DECISION {
+            return None;
+        }
+        let p = HEADER_LEN;
         let mut e = Event {
-            kind: u32_at(0)?,
-            workload: u32_at(4)?,
-            cgroup_id: u64_at(8)?,
-            timestamp_ns: u64_at(16)?,
-            pid: u32_at(24)?,
-            tid: u32_at(28)?,
-            ppid: u32_at(32)?,
-            uid: u32_at(36)?,
-            ret: i32::from_ne_bytes(b.get(40..44)?.try_into().ok()?),
-            rule_id: u32_at(44)?,
-            category: *b.get(48)?,
-            action: *b.get(49)?,
-            write: *b.get(50)?,
-            op: *b.get(51)?,
-            id: u32_at(52)?,
+            h,
+            tid: u32::from_ne_bytes(b.get(p..p + 4)?.try_into().ok()?),
+            category: *b.get(p + 4)?,
+            action: *b.get(p + 5)?,
+            write: *b.get(p + 6)?,
+            op: *b.get(p + 7)?,
+            id: u32::from_ne_bytes(b.get(p + 8..p + 12)?.try_into().ok()?),
+            _pad: 0,
             comm: [0; 16],
             source: [0; PATH_MAX],
             target: [0; PATH_MAX],
         };
-        e.comm.copy_from_slice(b.get(56..72)?);
-        e.source.copy_from_slice(b.get(72..72 + PATH_MAX)?);
+        let c = p + 16;
+        e.comm.copy_from_slice(b.get(c..c + 16)?);
+        e.source.copy_from_slice(b.get(c + 16..c + 16 + PATH_MAX)?);
         e.target
-            .copy_from_slice(b.get(72 + PATH_MAX..72 + 2 * PATH_MAX)?);
+            .copy_from_slice(b.get(c + 16 + PATH_MAX..c + 16 + 2 * PATH_MAX)?);
         Some(e)
     }
 }
@@ -566,12 +563,22 @@ mod tests {
             offset_of!(PostureKey, category),
             OFF_armlet_posture_key_category
         );
-        assert_eq!(
-            offset_of!(Event, timestamp_ns),
-            OFF_armlet_event_timestamp_ns
-        );
-        assert_eq!(offset_of!(Event, rule_id), OFF_armlet_event_rule_id);
         assert_eq!(offset_of!(Event, id), OFF_armlet_event_id);
+        assert_eq!(size_of::<EventHeader>(), SIZE_armlet_event_header);
+        assert_eq!(size_of::<EventHeader>(), HEADER_LEN);
+        assert_eq!(
+            offset_of!(EventHeader, rule_id),
+            OFF_armlet_event_header_rule_id
+        );
+        assert_eq!(
+            offset_of!(EventHeader, cgroup_id),
+            OFF_armlet_event_header_cgroup_id
+        );
+        assert_eq!(
+            offset_of!(EventHeader, timestamp_ns),
+            OFF_armlet_event_header_timestamp_ns
+        );
+        assert_eq!(offset_of!(Event, tid), OFF_armlet_event_tid);
         assert_eq!(offset_of!(Event, comm), OFF_armlet_event_comm);
         assert_eq!(offset_of!(Event, source), OFF_armlet_event_source);
         assert_eq!(offset_of!(Event, target), OFF_armlet_event_target);
@@ -597,19 +604,42 @@ mod tests {
 
     #[test]
     fn event_decoding_reads_the_fields_where_the_kernel_writes_them() {
+        // Offsets from the layout (itself checked against the C compiler above).
         let mut b = vec![0u8; size_of::<Event>()];
-        b[0..4].copy_from_slice(&EV_DECISION.to_ne_bytes());
-        b[44..48].copy_from_slice(&7u32.to_ne_bytes());
-        b[49] = ACT_BLOCK;
-        b[56..59].copy_from_slice(b"cat");
-        b[72..80].copy_from_slice(b"/bin/cat");
-        b[72 + PATH_MAX..72 + PATH_MAX + 11].copy_from_slice(b"/etc/passwd");
+        let put = |b: &mut Vec<u8>, at: usize, v: &[u8]| b[at..at + v.len()].copy_from_slice(v);
+        put(
+            &mut b,
+            offset_of!(EventHeader, kind),
+            &EV_DECISION.to_ne_bytes(),
+        );
+        put(&mut b, offset_of!(EventHeader, pid), &42u32.to_ne_bytes());
+        put(&mut b, offset_of!(EventHeader, ret), &(-1i32).to_ne_bytes());
+        put(
+            &mut b,
+            offset_of!(EventHeader, rule_id),
+            &7u32.to_ne_bytes(),
+        );
+        put(&mut b, offset_of!(Event, action), &[ACT_BLOCK]);
+        put(&mut b, offset_of!(Event, op), &[NET_CONNECT]);
+        put(&mut b, offset_of!(Event, comm), b"cat");
+        put(&mut b, offset_of!(Event, source), b"/bin/cat");
+        put(&mut b, offset_of!(Event, target), b"/etc/passwd");
         let e = Event::from_bytes(&b).unwrap();
-        assert_eq!((e.kind, e.rule_id, e.action), (EV_DECISION, 7, ACT_BLOCK));
+        assert_eq!(
+            (e.h.kind, e.h.pid, e.h.ret, e.h.rule_id),
+            (EV_DECISION, 42, -1, 7)
+        );
+        assert_eq!((e.action, e.op), (ACT_BLOCK, NET_CONNECT));
         assert_eq!(c_str(&e.comm), "cat");
         assert_eq!(c_str(&e.source), "/bin/cat");
         assert_eq!(c_str(&e.target), "/etc/passwd");
         assert!(Event::from_bytes(&b[..100]).is_none());
+        // Other event kinds share the header and are told apart by it.
+        put(&mut b, 0, &EV_EXEC.to_ne_bytes());
+        assert!(Event::from_bytes(&b).is_none());
+        let p = ProcEvent::from_bytes(&b).unwrap();
+        assert_eq!((p.h.kind, p.h.pid), (EV_EXEC, 42));
+        assert!(SyscallEvent::from_bytes(&b).is_none());
     }
 
     #[test]

@@ -289,15 +289,15 @@ impl<'a> AuditDecider<'a> {
 
     /// An open or socket call; None when it raises no alert.
     pub fn syscall(&self, ev: &abi::SyscallEvent, table: &ProcTable) -> Option<DecisionEvent> {
-        let exe = exe_of(ev.pid, table);
-        match ev.kind {
+        let exe = exe_of(ev.h.pid, table);
+        match ev.h.kind {
             abi::EV_OPEN => {
-                let path = resolve(ev.pid, ev.dfd, &abi::c_str(&ev.path))?;
+                let path = resolve(ev.h.pid, ev.dfd, &abi::c_str(&ev.path))?;
                 let write = ev.flags & O_ACCMODE != 0 || ev.flags & O_TRUNC != 0;
                 let access = Access {
                     exe: &exe,
                     resource: Resource::File(&path),
-                    uid: ev.uid,
+                    uid: ev.h.uid,
                     owner_uid: owner_of(&path),
                     write,
                 };
@@ -305,9 +305,9 @@ impl<'a> AuditDecider<'a> {
                 decision(
                     v,
                     Category::File,
-                    ev.pid,
-                    ev.ppid,
-                    ev.uid,
+                    ev.h.pid,
+                    ev.h.ppid,
+                    ev.h.uid,
                     &ev.comm,
                     &exe,
                     path,
@@ -318,7 +318,7 @@ impl<'a> AuditDecider<'a> {
                     let access = Access {
                         exe: &exe,
                         resource: Resource::Protocol(name),
-                        uid: ev.uid,
+                        uid: ev.h.uid,
                         owner_uid: None,
                         write: false,
                     };
@@ -327,9 +327,9 @@ impl<'a> AuditDecider<'a> {
                         return decision(
                             v,
                             Category::Network,
-                            ev.pid,
-                            ev.ppid,
-                            ev.uid,
+                            ev.h.pid,
+                            ev.h.ppid,
+                            ev.h.uid,
                             &ev.comm,
                             &exe,
                             name.to_string(),
@@ -345,18 +345,18 @@ impl<'a> AuditDecider<'a> {
     /// An exec record, decided before the table learns the new program: the acting executable
     /// (fromSource) is the one that called execve.
     pub fn exec(&self, ev: &abi::ProcEvent, table: &ProcTable) -> Option<DecisionEvent> {
-        if ev.kind != abi::EV_EXEC {
+        if ev.h.kind != abi::EV_EXEC {
             return None;
         }
-        let caller = table.exe(ev.pid).unwrap_or_default().to_string();
-        let target = std::fs::read_link(format!("/proc/{}/exe", ev.pid))
+        let caller = table.exe(ev.h.pid).unwrap_or_default().to_string();
+        let target = std::fs::read_link(format!("/proc/{}/exe", ev.h.pid))
             .ok()
             .map(|p| p.to_string_lossy().into_owned())
-            .or_else(|| resolve(ev.pid, AT_FDCWD, &abi::c_str(&ev.filename)))?;
+            .or_else(|| resolve(ev.h.pid, AT_FDCWD, &abi::c_str(&ev.filename)))?;
         let access = Access {
             exe: &caller,
             resource: Resource::Exec(&target),
-            uid: ev.uid,
+            uid: ev.h.uid,
             owner_uid: owner_of(&target),
             write: false,
         };
@@ -364,9 +364,9 @@ impl<'a> AuditDecider<'a> {
         decision(
             v,
             Category::Process,
-            ev.pid,
-            ev.ppid,
-            ev.uid,
+            ev.h.pid,
+            ev.h.ppid,
+            ev.h.uid,
             &ev.comm,
             &caller,
             target,
@@ -462,12 +462,12 @@ mod tests {
         };
         let d = AuditDecider::new(&ir, &host);
         let mut ev = abi::SyscallEvent {
-            kind: abi::EV_OPEN,
-            pid: std::process::id(),
-            ppid: 1,
-            uid: 0,
-            timestamp_ns: 0,
-            cgroup_id: 0,
+            h: abi::EventHeader {
+                kind: abi::EV_OPEN,
+                pid: std::process::id(),
+                ppid: 1,
+                ..abi::EventHeader::default()
+            },
             dfd: AT_FDCWD,
             flags: 0,
             family: 0,

@@ -439,21 +439,23 @@ static __always_inline int conclude(struct hook *c, struct verdict *v, int have_
     }
     struct task_struct *task = bpf_get_current_task_btf();
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    e->kind = ARMLET_EV_DECISION;
-    e->workload = c->workload;
-    e->cgroup_id = bpf_get_current_cgroup_id();
-    e->timestamp_ns = bpf_ktime_get_boot_ns();
-    e->pid = pid_tgid >> 32;
+    e->h.kind = ARMLET_EV_DECISION;
+    e->h.workload = c->workload;
+    e->h.pid = pid_tgid >> 32;
+    e->h.ppid = BPF_CORE_READ(task, real_parent, tgid);
+    e->h.uid = (__u32)bpf_get_current_uid_gid();
+    e->h.ret = ret;
+    e->h.rule_id = rule;
+    e->h._pad = 0;
+    e->h.cgroup_id = bpf_get_current_cgroup_id();
+    e->h.timestamp_ns = bpf_ktime_get_boot_ns();
     e->tid = (__u32)pid_tgid;
-    e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-    e->uid = (__u32)bpf_get_current_uid_gid();
-    e->ret = ret;
-    e->rule_id = rule;
     e->category = c->category;
     e->action = action;
     e->write = c->write;
     e->op = c->op;
     e->id = id;
+    e->_pad = 0;
     bpf_get_current_comm(e->comm, sizeof(e->comm));
     /* The acting executable's path where the hook allows bpf_d_path; otherwise user space
      * names it from /proc/<pid>/exe. */

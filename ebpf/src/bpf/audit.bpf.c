@@ -99,11 +99,16 @@ int BPF_PROG(armlet_sys_enter, struct pt_regs *regs, long id)
         return 0;
     }
     struct task_struct *task = bpf_get_current_task_btf();
-    e->pid = pid_tgid >> 32;
-    e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-    e->uid = (__u32)bpf_get_current_uid_gid();
-    e->timestamp_ns = bpf_ktime_get_boot_ns();
-    e->cgroup_id = bpf_get_current_cgroup_id();
+    e->h.kind = ARMLET_EV_OPEN;
+    e->h.workload = ARMLET_NO_WORKLOAD;
+    e->h.pid = pid_tgid >> 32;
+    e->h.ppid = BPF_CORE_READ(task, real_parent, tgid);
+    e->h.uid = (__u32)bpf_get_current_uid_gid();
+    e->h.ret = 0;
+    e->h.rule_id = ARMLET_NO_RULE;
+    e->h._pad = 0;
+    e->h.cgroup_id = bpf_get_current_cgroup_id();
+    e->h.timestamp_ns = bpf_ktime_get_boot_ns();
     e->dfd = 0;
     e->flags = 0;
     e->family = e->type = e->protocol = 0;
@@ -112,12 +117,12 @@ int BPF_PROG(armlet_sys_enter, struct pt_regs *regs, long id)
     bpf_get_current_comm(e->comm, sizeof(e->comm));
     const char *name = 0;
     if (id == NR_SOCKET) {
-        e->kind = ARMLET_EV_SOCKET;
+        e->h.kind = ARMLET_EV_SOCKET;
         e->family = ARG0(regs);
         e->type = ARG1(regs);
         e->protocol = ARG2(regs);
     } else {
-        e->kind = ARMLET_EV_OPEN;
+        e->h.kind = ARMLET_EV_OPEN;
         if (id == NR_OPEN) {
             e->dfd = AT_FDCWD;
             name = (const char *)ARG0(regs);

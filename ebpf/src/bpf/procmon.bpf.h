@@ -16,12 +16,16 @@ static __always_inline struct armlet_proc_event *proc_event(__u32 kind, struct t
         count(ARMLET_CNT_PROC_DROPS);
         return 0;
     }
-    e->kind = kind;
-    e->pid = BPF_CORE_READ(p, tgid);
-    e->ppid = BPF_CORE_READ(p, real_parent, tgid);
-    e->uid = (__u32)bpf_get_current_uid_gid();
-    e->timestamp_ns = bpf_ktime_get_boot_ns();
-    e->cgroup_id = bpf_get_current_cgroup_id();
+    e->h.kind = kind;
+    e->h.workload = ARMLET_NO_WORKLOAD;
+    e->h.pid = BPF_CORE_READ(p, tgid);
+    e->h.ppid = BPF_CORE_READ(p, real_parent, tgid);
+    e->h.uid = (__u32)bpf_get_current_uid_gid();
+    e->h.ret = 0;
+    e->h.rule_id = ARMLET_NO_RULE;
+    e->h._pad = 0;
+    e->h.cgroup_id = bpf_get_current_cgroup_id();
+    e->h.timestamp_ns = bpf_ktime_get_boot_ns();
     BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
     e->filename[0] = 0;
     return e;
@@ -48,7 +52,7 @@ int BPF_PROG(armlet_proc_fork, struct task_struct *parent, struct task_struct *c
     struct armlet_proc_event *e = proc_event(ARMLET_EV_FORK, child);
     if (!e)
         return 0;
-    e->ppid = BPF_CORE_READ(parent, tgid);
+    e->h.ppid = BPF_CORE_READ(parent, tgid);
     bpf_ringbuf_submit(e, 0);
     return 0;
 }

@@ -23,7 +23,7 @@ use armlet_ebpf::{self as abi, maps};
 use armlet_policy::eval::{self, Access, Resource, Verdict};
 use armlet_policy::ir::{CompiledPolicy, EffectiveRules, Workload};
 use armlet_policy::model::{Action, Category};
-use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, MapData, RingBuf};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
 
@@ -157,21 +157,9 @@ impl AuditTracer {
         n + k
     }
 
-    /// Counters: [ring-buffer drops, -, unreadable paths, -, -, -, process records dropped, -].
+    /// Counters: ring-buffer drops, unreadable paths, process records dropped (see abi::CNT_*).
     pub fn counters(&self) -> [u64; abi::CNT_MAX as usize] {
-        let mut out = [0u64; abi::CNT_MAX as usize];
-        let Some(map) = self.ebpf.map(maps::COUNTERS) else {
-            return out;
-        };
-        let Ok(arr) = PerCpuArray::<&MapData, u64>::try_from(map) else {
-            return out;
-        };
-        for (slot, total) in out.iter_mut().enumerate() {
-            if let Ok(values) = arr.get(&u32::try_from(slot).unwrap_or(0), 0) {
-                *total = values.iter().sum();
-            }
-        }
-        out
+        super::bpf_lsm::read_counters(&self.ebpf)
     }
 }
 

@@ -420,19 +420,7 @@ impl BpfLsm {
 
     /// Kernel counters summed over CPUs: ring-buffer drops, denials, long paths, busy scratch.
     pub fn counters(&self) -> [u64; abi::CNT_MAX as usize] {
-        let mut out = [0u64; abi::CNT_MAX as usize];
-        let Some(map) = self.ebpf.map(maps::COUNTERS) else {
-            return out;
-        };
-        let Ok(arr) = PerCpuArray::<&MapData, u64>::try_from(map) else {
-            return out;
-        };
-        for (slot, total) in out.iter_mut().enumerate() {
-            if let Ok(values) = arr.get(&u32::try_from(slot).unwrap_or(0), 0) {
-                *total = values.iter().sum();
-            }
-        }
-        out
+        read_counters(&self.ebpf)
     }
 }
 
@@ -460,6 +448,23 @@ pub(crate) fn wait_readable(fds: &[std::os::fd::RawFd], timeout: Duration) -> st
         }
     }
     Ok(())
+}
+
+/// The per-CPU counters of an object (`armlet_counters`), summed; zeros when unreadable.
+pub(crate) fn read_counters(ebpf: &Ebpf) -> [u64; abi::CNT_MAX as usize] {
+    let mut out = [0u64; abi::CNT_MAX as usize];
+    let Some(map) = ebpf.map(maps::COUNTERS) else {
+        return out;
+    };
+    let Ok(arr) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+        return out;
+    };
+    for (slot, total) in out.iter_mut().enumerate() {
+        if let Ok(values) = arr.get(&u32::try_from(slot).unwrap_or(0), 0) {
+            *total = values.iter().sum();
+        }
+    }
+    out
 }
 
 /// The device and inode of a fromSource executable, as the kernel sees them.

@@ -28,6 +28,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "../../include/armlet_abi.h"
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -80,18 +81,6 @@ struct {
 } armlet_events SEC(".maps");
 
 struct {
-    __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 128 * 1024);
-} armlet_proc_events SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, ARMLET_CNT_MAX);
-    __type(key, __u32);
-    __type(value, __u64);
-} armlet_counters SEC(".maps");
-
-struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 2048);
     __type(key, __u64);
@@ -131,13 +120,6 @@ struct hook {
     __u8 can_d_path; /* the hook is sleepable, so bpf_d_path may name the executable */
     __u8 op;         /* network operation */
 };
-
-static __always_inline void count(__u32 slot)
-{
-    __u64 *c = bpf_map_lookup_elem(&armlet_counters, &slot);
-    if (c)
-        *c += 1;
-}
 
 static __always_inline struct armlet_settings *settings(void)
 {
@@ -439,16 +421,8 @@ static __always_inline int conclude(struct hook *c, struct verdict *v, int have_
     }
     struct task_struct *task = bpf_get_current_task_btf();
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    e->h.kind = ARMLET_EV_DECISION;
-    e->h.workload = c->workload;
-    e->h.pid = pid_tgid >> 32;
-    e->h.ppid = BPF_CORE_READ(task, real_parent, tgid);
-    e->h.uid = (__u32)bpf_get_current_uid_gid();
-    e->h.ret = ret;
-    e->h.rule_id = rule;
-    e->h._pad = 0;
-    e->h.cgroup_id = bpf_get_current_cgroup_id();
-    e->h.timestamp_ns = bpf_ktime_get_boot_ns();
+    fill_header(&e->h, ARMLET_EV_DECISION, c->workload, pid_tgid >> 32,
+                BPF_CORE_READ(task, real_parent, tgid), ret, rule);
     e->tid = (__u32)pid_tgid;
     e->category = c->category;
     e->action = action;

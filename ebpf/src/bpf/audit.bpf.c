@@ -15,6 +15,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "../../include/armlet_abi.h"
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -62,25 +63,6 @@ struct {
     __uint(max_entries, 1024 * 1024);
 } armlet_audit_events SEC(".maps");
 
-struct {
-    __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 128 * 1024);
-} armlet_proc_events SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, ARMLET_CNT_MAX);
-    __type(key, __u32);
-    __type(value, __u64);
-} armlet_counters SEC(".maps");
-
-static __always_inline void count(__u32 slot)
-{
-    __u64 *c = bpf_map_lookup_elem(&armlet_counters, &slot);
-    if (c)
-        *c += 1;
-}
-
 SEC("tp_btf/sys_enter")
 int BPF_PROG(armlet_sys_enter, struct pt_regs *regs, long id)
 {
@@ -99,16 +81,8 @@ int BPF_PROG(armlet_sys_enter, struct pt_regs *regs, long id)
         return 0;
     }
     struct task_struct *task = bpf_get_current_task_btf();
-    e->h.kind = ARMLET_EV_OPEN;
-    e->h.workload = ARMLET_NO_WORKLOAD;
-    e->h.pid = pid_tgid >> 32;
-    e->h.ppid = BPF_CORE_READ(task, real_parent, tgid);
-    e->h.uid = (__u32)bpf_get_current_uid_gid();
-    e->h.ret = 0;
-    e->h.rule_id = ARMLET_NO_RULE;
-    e->h._pad = 0;
-    e->h.cgroup_id = bpf_get_current_cgroup_id();
-    e->h.timestamp_ns = bpf_ktime_get_boot_ns();
+    fill_header(&e->h, ARMLET_EV_OPEN, ARMLET_NO_WORKLOAD, pid_tgid >> 32,
+                BPF_CORE_READ(task, real_parent, tgid), 0, ARMLET_NO_RULE);
     e->dfd = 0;
     e->flags = 0;
     e->family = e->type = e->protocol = 0;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* Included by armlet.bpf.c (BPF-LSM) and audit.bpf.c (tracepoint audit): both objects carry
- * the process monitor. Needs a count() helper and the armlet_proc_events ring buffer. */
+ * the process monitor. Needs common.bpf.h. */
 #ifndef ARMLET_PROCMON_BPF_H
 #define ARMLET_PROCMON_BPF_H
 
@@ -16,16 +16,8 @@ static __always_inline struct armlet_proc_event *proc_event(__u32 kind, struct t
         count(ARMLET_CNT_PROC_DROPS);
         return 0;
     }
-    e->h.kind = kind;
-    e->h.workload = ARMLET_NO_WORKLOAD;
-    e->h.pid = BPF_CORE_READ(p, tgid);
-    e->h.ppid = BPF_CORE_READ(p, real_parent, tgid);
-    e->h.uid = (__u32)bpf_get_current_uid_gid();
-    e->h.ret = 0;
-    e->h.rule_id = ARMLET_NO_RULE;
-    e->h._pad = 0;
-    e->h.cgroup_id = bpf_get_current_cgroup_id();
-    e->h.timestamp_ns = bpf_ktime_get_boot_ns();
+    fill_header(&e->h, kind, ARMLET_NO_WORKLOAD, BPF_CORE_READ(p, tgid),
+                BPF_CORE_READ(p, real_parent, tgid), 0, ARMLET_NO_RULE);
     BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
     e->filename[0] = 0;
     return e;

@@ -305,4 +305,9 @@ pub struct RunArgs {
     /// Create this file once the policy is enforced (for supervisors and test runners).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// Confine only the tasks in this cgroup-v2 subtree as the host workload (a path below the
+    /// cgroup-v2 mount, or a cgroup path like /armlet-test); everything else is left alone.
+    /// fanotify only. For tests on shared machines; never the root cgroup.
+    #[arg(long)]
+    pub scope_cgroup: Option<String>,
 }

@@ -21,6 +21,7 @@ use crate::alert::{AlertBuilder, AlertSink, DecisionEvent, Rotation, WorkloadInf
 use crate::cmd::run::PolicySource;
 use crate::enforce::audit_tp::{AuditDecider, AuditTracer};
 use crate::enforce::bpf_lsm::{BpfLsm, Capacity, Controls};
+use crate::enforce::fanotify::Fanotify;
 use crate::enforce::kernel_rules::KernelRules;
 use crate::procinfo::ProcCache;
 use crate::procmon::ProcTable;
@@ -217,6 +218,95 @@ impl Engine for TracepointEngine {
             c[abi::CNT_PROC_DROPS as usize],
         )
     }
+}
+
+/// fanotify permission events, decided in user space (`enforce`: deny; otherwise report-only).
+struct FanotifyEngine {
+    enforcer: Fanotify,
+}
+
+impl Engine for FanotifyEngine {
+    fn apply(&mut self, ir: &CompiledPolicy, host: &Workload) -> anyhow::Result<String> {
+        let applicable = ir.effective(host).rules.len();
+        let plan = self
+            .enforcer
+            .apply(ir, host)
+            .context("applying the policy")?;
+        let mut summary = format!(
+            "{applicable} rules for this node; {} fanotify marks ({} directories, {} mounts)",
+            plan.marks.len(),
+            plan.marks
+                .keys()
+                .filter(|o| matches!(o, crate::enforce::fanotify::marks::Object::Dir(_)))
+                .count(),
+            plan.marks
+                .keys()
+                .filter(|o| matches!(o, crate::enforce::fanotify::marks::Object::Mount(_)))
+                .count(),
+        );
+        for u in &plan.unmarked {
+            summary.push_str(&format!("; not watched: {u}"));
+        }
+        Ok(summary)
+    }
+
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        _table: &mut ProcTable,
+    ) -> anyhow::Result<Vec<DecisionEvent>> {
+        Ok(self.enforcer.alerts(timeout))
+    }
+
+    fn counters_line(&self) -> String {
+        let c = self.enforcer.counters();
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "{} permission events ({} on files no rule names, {} outside the scope, {} decided, {} denied, {} unattributed \
+             and allowed), {} alerts dropped (queue full), {} queue overflows, {} answers failed",
+            g(&c.events),
+            g(&c.ungoverned),
+            g(&c.out_of_scope),
+            g(&c.decided),
+            g(&c.denied),
+            g(&c.unattributed),
+            g(&c.alerts_dropped),
+            g(&c.overflows),
+            g(&c.answer_errors),
+        )
+    }
+}
+
+/// Enforce with fanotify permission events (`enforcer_kind` Fanotify: deny; Audit:
+/// report-only). `scope`: the cgroup-v2 path standing in for the host.
+pub fn run_fanotify(
+    ir: CompiledPolicy,
+    host: &Workload,
+    source: &PolicySource,
+    enforcer_kind: Enforcer,
+    scope: Option<String>,
+    out: &Outputs,
+) -> anyhow::Result<()> {
+    let enforce = enforcer_kind == Enforcer::Fanotify;
+    let mode = match (&scope, enforce) {
+        (Some(s), true) => format!("enforcing with fanotify for the tasks of cgroup {s}"),
+        (None, true) => "enforcing with fanotify".to_string(),
+        (Some(s), false) => {
+            format!("auditing (report-only) with fanotify for the tasks of cgroup {s}")
+        }
+        (None, false) => "auditing (report-only) with fanotify".to_string(),
+    };
+    let enforcer =
+        Fanotify::start(&ir, host, scope, enforce).context("starting the fanotify enforcer")?;
+    serve(
+        FanotifyEngine { enforcer },
+        ir,
+        host,
+        source,
+        enforcer_kind,
+        &mode,
+        out,
+    )
 }
 
 /// Enforce with the BPF-LSM programs (`enforcer_kind` BpfLsm: deny; Audit: report-only).

@@ -1,9 +1,9 @@
 #!/bin/sh
 # Guest side of qemu-tests/run (busybox sh). Runs every scenario listed in
-# /scenarios/index, one after the other, each with its own agent:
+# $QT_ROOT/index, one after the other, each with its own agent:
 #
 #   armlet run --insecure-dev --policies /scenarios/<name>/policy.yaml --enforcer E
-#       --default-posture P --node N --alerts-file /tmp/alerts-<name>.jsonl
+#       --default-posture P --node N --alerts-file $QT_TMP/alerts-<name>.jsonl
 #       --ready-file /run/armlet.ready
 #
 # waits for the ready file, runs each command as `bash -c CMD` (per-command timeout),
@@ -31,18 +31,26 @@
 # (written by the host from agent.args/setup.sh: which runner arguments to leave out, the
 # extra ones, whether to run setup.sh), <cmdN>.timeout. Commands see SCENARIO_DIR,
 # ARMLET_PID, ARMLET_STDERR, ARMLET_ALERTS and can ask the runner to signal the agent
-# through the FIFO /run/armlet-qt/ctl (`qt-signal HUP`): self-protection lets only the
+# through the FIFO $QT_RUN/armlet-qt/ctl (`qt-signal HUP`): self-protection lets only the
 # agent's parent (this script) signal it, so this script sends the signal (kill builtin).
 #
 # While an agent runs, this script execs only /bin/busybox (never coreutils or bash), so
 # its own activity cannot match a scenario's process conditions (date, ls, diff, ...);
 # commands are started by `busybox timeout`, so their bash's parent is not bash either.
-. /armlet-qt/lib.sh
-. /scenarios/config
+#
+# Host mode (qemu-tests/host-run runs this same script on the build machine): QT_ROOT is the
+# staged scenarios folder instead of /scenarios, QT_LIB this folder's lib.sh, QT_RUN/QT_TMP
+# private directories instead of /run and /tmp, QT_HOME the commands' working directory,
+# QT_ENTER a command prefix that moves each command into the test cgroup, and QT_AGENT_ARGS
+# extra `armlet run` arguments (--scope-cgroup).
+: "${QT_ROOT:=/scenarios}" "${QT_LIB:=/armlet-qt/lib.sh}" "${QT_RUN:=/run}" "${QT_TMP:=/tmp}"
+: "${QT_HOME:=/root}" "${QT_ENTER:=}" "${QT_AGENT_ARGS:=}"
+. "$QT_LIB"
+. "$QT_ROOT/config"
 : "${QT_SETUP_TIMEOUT:=60}"
-BB=/bin/busybox
+BB=${QT_BUSYBOX:-/bin/busybox}
 T=ARMLET-QT
-READY=/run/armlet.ready
+READY=$QT_RUN/armlet.ready
 
 # _cs <- guest uptime in centiseconds (builtins only).
 uptime_cs() { read -r _u _rest </proc/uptime; _cs=$(( ${_u%.*} * 100 + 1${_u#*.} - 100 )); }
@@ -61,8 +69,8 @@ prefixed() { # TAG-REST FILE [head|tail N]
     $BB "$3" -n "$4" "$_f" | while IFS= read -r _l; do echo "$_p $_l"; done
 }
 agent_tail() {
-    prefixed "$T-STDERR $1" "/tmp/agent-$1.err" tail 15
-    prefixed "$T-STDERR $1 stdout:" "/tmp/agent-$1.out" tail 5
+    prefixed "$T-STDERR $1" "$QT_TMP/agent-$1.err" tail 15
+    prefixed "$T-STDERR $1 stdout:" "$QT_TMP/agent-$1.out" tail 5
 }
 # emit_alerts NAME TAG FROM TO [CONDITION]: alert lines FROM+1..TO. The serial console is
 # slow (~10 KB/s): above QT_MAX_ALERTS lines in one window only the first QT_MAX_ALERTS/4
@@ -70,7 +78,7 @@ agent_tail() {
 # left out.
 emit_alerts() {
     [ "$4" -gt "$3" ] || return 0
-    _f=/tmp/alerts-$1.jsonl _w=/tmp/alerts-window
+    _f=$QT_TMP/alerts-$1.jsonl _w=$QT_TMP/alerts-window
     $BB sed -n "$(($3 + 1)),$4p" "$_f" >"$_w"
     if [ $(($4 - $3)) -gt "$QT_MAX_ALERTS" ]; then
         { $BB head -n $((QT_MAX_ALERTS / 4)) "$_w"
@@ -99,8 +107,8 @@ wait_flush() {
 }
 
 run_scenario() {
-    name=$1 d=/scenarios/$1
-    alerts=/tmp/alerts-$name.jsonl
+    name=$1 d=$QT_ROOT/$1
+    alerts=$QT_TMP/alerts-$name.jsonl
     echo "$T-SCENARIO $name BEGIN"
     missing=""
     while IFS= read -r p; do
@@ -116,38 +124,39 @@ run_scenario() {
         echo "$T-SCENARIO $name END"
         return
     fi
-    $BB rm -f "$READY" "$alerts" "/tmp/agent-$name.out" "/tmp/agent-$name.err"
+    $BB rm -f "$READY" "$alerts" "$QT_TMP/agent-$name.out" "$QT_TMP/agent-$name.err"
     QT_A_POLICIES=1 QT_A_POSTURE=1 QT_A_ENFORCER=1 QT_A_SETUP=0 QT_A_ARGS=
     [ -f "$d/agent.env" ] && . "$d/agent.env"
     export SCENARIO_DIR="$d" ARMLET_QT_SCENARIO="$name" ARMLET_ALERTS="$alerts" \
-        ARMLET_STDERR="/tmp/agent-$name.err" ARMLET_QT_CTL=/run/armlet-qt/ctl
+        ARMLET_STDERR="$QT_TMP/agent-$name.err" ARMLET_QT_CTL=$QT_RUN/armlet-qt/ctl
     unset ARMLET_PID
     if [ "$QT_A_SETUP" = 1 ]; then
         uptime_cs; t0=$_cs
         (cd "$d" && exec $BB timeout -k 2 "$QT_SETUP_TIMEOUT" bash ./setup.sh) \
-            </dev/null >"/tmp/setup-$name.out" 2>&1 3<&- 4<&-
+            </dev/null >"$QT_TMP/setup-$name.out" 2>&1 3<&- 4<&-
         rc=$?
         uptime_cs
         echo "$T-SETUP $name $rc $(secs $((_cs - t0)))"
         if [ "$rc" != 0 ]; then
-            prefixed "$T-SETUPOUT $name" "/tmp/setup-$name.out" tail 15
+            prefixed "$T-SETUPOUT $name" "$QT_TMP/setup-$name.out" tail 15
             echo "$T-SCENARIO $name END"
             return
         fi
     fi
     # The request FIFO for qt-signal, held open read-write (never EOF, writers never block).
-    $BB rm -rf /run/armlet-qt
-    $BB mkdir -p /run/armlet-qt
-    $BB mkfifo -m 0666 /run/armlet-qt/ctl
-    exec 6<>/run/armlet-qt/ctl
+    $BB rm -rf $QT_RUN/armlet-qt
+    $BB mkdir -p $QT_RUN/armlet-qt
+    $BB mkfifo -m 0666 $QT_RUN/armlet-qt/ctl
+    exec 6<>$QT_RUN/armlet-qt/ctl
     set --
     [ "$QT_A_POLICIES" = 1 ] && set -- --insecure-dev --policies "$d/policy.yaml"
     [ "$QT_A_ENFORCER" = 1 ] && set -- "$@" --enforcer "$QT_ENFORCER"
     [ "$QT_A_POSTURE" = 1 ] && set -- "$@" --default-posture "$QT_POSTURE"
     set -- "$@" --node "$QT_NODE" --alerts-file "$alerts" --ready-file "$READY"
     [ -n "$QT_A_ARGS" ] && eval "set -- \"\$@\" $QT_A_ARGS"
+    [ -n "$QT_AGENT_ARGS" ] && eval "set -- \"\$@\" $QT_AGENT_ARGS"
     uptime_cs; t0=$_cs
-    armlet run "$@" </dev/null >"/tmp/agent-$name.out" 2>"/tmp/agent-$name.err" 3<&- 4<&- 6<&- &
+    armlet run "$@" </dev/null >"$QT_TMP/agent-$name.out" 2>"$QT_TMP/agent-$name.err" 3<&- 4<&- 6<&- &
     apid=$!
     export ARMLET_PID=$apid
     state=wait
@@ -193,8 +202,8 @@ run_scenario() {
         ctimeout=$QT_CMD_TIMEOUT
         [ -f "$d/$cid.timeout" ] && IFS= read -r ctimeout <"$d/$cid.timeout"
         uptime_cs; c0=$_cs
-        (cd /root && exec $BB timeout -k 2 "$ctimeout" bash -c "$cmd") \
-            </dev/null >"/tmp/out-$name-$cid" 2>&1 3<&- 4<&- 6<&- &
+        (cd "$QT_HOME" && exec $BB timeout -k 2 "$ctimeout" $QT_ENTER bash -c "$cmd") \
+            </dev/null >"$QT_TMP/out-$name-$cid" 2>&1 3<&- 4<&- 6<&- &
         cpid=$!
         # Serve qt-signal requests ("SIG ID" lines) while the command runs (builtins only).
         # `read -t 0` only tests for input: a timed read could stop mid-line and lose the
@@ -211,14 +220,14 @@ run_scenario() {
                     *) _krc=2 ;;
                 esac
                 echo "$T-SIGNAL $name $cid $_sig $_krc"
-                case "$_rid" in *[!0-9]*|"") ;; *) echo "$_krc" >"/run/armlet-qt/ack.$_rid" ;; esac
+                case "$_rid" in *[!0-9]*|"") ;; *) echo "$_krc" >"$QT_RUN/armlet-qt/ack.$_rid" ;; esac
             fi
         done
         wait "$cpid"
         rc=$?
         uptime_cs
         echo "$T-RESULT $name $cid $rc $(secs $((_cs - c0)))"
-        prefixed "$T-OUT $name $cid" "/tmp/out-$name-$cid" head 8
+        prefixed "$T-OUT $name $cid" "$QT_TMP/out-$name-$cid" head 8
         if alive "$apid"; then
             read -r _st <"/proc/$apid/stat"; _st=${_st##*) }; _st=${_st%% *}
             case "$_st" in T|t) echo "$T-ALIVE $name $cid no $_st" ;; *) echo "$T-ALIVE $name $cid yes $_st" ;; esac
@@ -259,9 +268,10 @@ run_scenario() {
 }
 
 # Ownership: the initramfs is packed as root:root.
-[ -d /home/user1 ] && chown -R 1000:1000 /home/user1
+# (VM only: in host mode the machine's own /home is not ours to change.)
+[ "$QT_ROOT" = /scenarios ] && [ -d /home/user1 ] && chown -R 1000:1000 /home/user1
 echo "$T-CONFIG enforcer=$QT_ENFORCER posture=$QT_POSTURE node=$QT_NODE cmd_timeout=$QT_CMD_TIMEOUT ready_timeout=$QT_READY_TIMEOUT"
 while IFS= read -r s <&4; do
     [ -n "$s" ] && run_scenario "$s"
-done 4</scenarios/index
+done 4<$QT_ROOT/index
 exit 0

@@ -7,8 +7,11 @@
 //! `--alerts-file`); SIGHUP reloads the source and swaps the policy atomically (a rejected or
 //! invalid one leaves the current policy in force). `--enforcer audit` runs the BPF-LSM
 //! programs report-only where they work, else observes with tracepoints and decides in user
-//! space. fanotify and AppArmor are not implemented yet: chosen automatically, the agent falls
-//! back to audit; asked for explicitly, it prints the plan and says it is not enforcing.
+//! space. With `fanotify` (chosen on kernels without BPF-LSM and AppArmor) file opens and
+//! executions are held by fanotify permission events and decided in user space;
+//! `--scope-cgroup` confines only one cgroup subtree (tests on shared machines). AppArmor is
+//! not implemented yet: chosen automatically, the agent falls back to fanotify (or audit);
+//! asked for explicitly, it prints the plan and says it is not enforcing.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -137,13 +140,25 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         render(&ir, &report)
     );
     let bpf_lsm_works = best == Enforcer::BpfLsm;
+    let scope = match &a.scope_cgroup {
+        Some(s) => Some(crate::enforce::fanotify::scope_path(
+            s,
+            probe::cgroup2_mount().as_deref(),
+        )?),
+        None => None,
+    };
     // An enforcer this build does not implement yet: when it was chosen automatically, fall
-    // back to the best one that works here (tracepoint audit); when it was asked for, say so.
+    // back to the best one that works here; when it was asked for, say so.
     let engine = match chosen {
         Enforcer::BpfLsm => Some(Enforcer::BpfLsm),
         Enforcer::Audit => Some(Enforcer::Audit),
-        Enforcer::AppArmor | Enforcer::Fanotify if a.enforcer.is_none() => Some(Enforcer::Audit),
-        Enforcer::AppArmor | Enforcer::Fanotify => None,
+        Enforcer::Fanotify => Some(Enforcer::Fanotify),
+        Enforcer::AppArmor if a.enforcer.is_none() => Some(if facts.fanotify {
+            Enforcer::Fanotify
+        } else {
+            Enforcer::Audit
+        }),
+        Enforcer::AppArmor => None,
     };
     let Some(engine) = engine else {
         print!("{summary}");
@@ -154,13 +169,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     };
+    if scope.is_some() && engine != Enforcer::Fanotify {
+        anyhow::bail!(
+            "--scope-cgroup confines one cgroup subtree, which only the fanotify enforcer \
+             implements (chosen: {})",
+            engine.as_str()
+        );
+    }
     // Alerts own stdout while the daemon runs; the plan goes to stderr.
     eprint!("{summary}");
     if engine != chosen {
         eprintln!(
-            "armlet: the {} enforcer is not implemented yet (issue #4): falling back to audit \
-             (observe and alert, never block)",
-            chosen.as_str()
+            "armlet: the {} enforcer is not implemented yet (issue #4): falling back to {}",
+            chosen.as_str(),
+            engine.as_str()
         );
     }
     let out = daemon::Outputs {
@@ -170,7 +192,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         node: node.clone(),
         alerts_per_sec: a.alerts_per_sec,
     };
-    if engine == Enforcer::BpfLsm || bpf_lsm_works {
+    if engine == Enforcer::Fanotify {
+        daemon::run_fanotify(ir, &host, &source, engine, scope, &out)?;
+    } else if engine == Enforcer::BpfLsm || bpf_lsm_works {
         // Audit on a BPF-LSM kernel: the same programs, report-only.
         daemon::run_bpf_lsm(ir, &host, &source, engine, &out)?;
     } else {

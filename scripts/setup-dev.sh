@@ -14,6 +14,8 @@ fi
 missing=()
 have clang || missing+=(clang)
 [ -f /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
+# qemu-tests/host-run runs the scenario script under busybox sh on this machine.
+have busybox || missing+=(busybox)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

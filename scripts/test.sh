@@ -23,6 +23,13 @@ if grep -qE '^test result: FAILED' target/test.log; then exit 1; fi
 step "fuzz (bounded)"
 scripts/fuzz.sh "${ARMLET_FUZZ_SECONDS:-15}"
 
+step "host scenarios: the fanotify enforcer on this machine (commands confined to a test cgroup)"
+# KubeArmor's host scenarios (where ../shared is present) and armlet's host-mode scenarios,
+# blocking for real on this kernel, which has neither BPF-LSM nor AppArmor.
+host_dirs=(--scenarios qemu-tests/host-scenarios)
+[ -d ../shared/conformance/kubearmor/host_scenarios ] && host_dirs+=(--scenarios ../shared/conformance/kubearmor/host_scenarios)
+qemu-tests/run --host --enforcer fanotify "${host_dirs[@]}"
+
 step "qemu smoke boot (aarch64 + x86_64)"
 qemu-tests/smoke
 

@@ -114,6 +114,14 @@ pub fn functional_bpf_lsm() -> Result<String, String> {
     ))
 }
 
+/// The facts with fanotify struck out (after a failed functional probe).
+pub fn without_fanotify(f: &HostFacts) -> HostFacts {
+    HostFacts {
+        fanotify: false,
+        ..f.clone()
+    }
+}
+
 /// The facts with BPF-LSM struck out (after a failed functional probe).
 pub fn without_bpf(f: &HostFacts) -> HostFacts {
     HostFacts {

@@ -16,10 +16,15 @@ fn implemented(e: Enforcer, bpf_lsm_ok: bool) -> (bool, &'static str) {
         Enforcer::BpfLsm => (true, "implemented"),
         Enforcer::Audit if bpf_lsm_ok => (true, "implemented as the BPF-LSM programs, report-only"),
         Enforcer::Audit => (
-            false,
-            "tracepoint-based audit without BPF-LSM is not implemented yet (issue #3)",
+            true,
+            "implemented with tracepoints (observes and alerts, never blocks)",
         ),
-        Enforcer::AppArmor | Enforcer::Fanotify => (false, "not implemented yet (issue #4)"),
+        Enforcer::Fanotify => (
+            true,
+            "implemented: file opens and executions blocked through fanotify permission \
+             events; network and capability rules are audited (support table)",
+        ),
+        Enforcer::AppArmor => (false, "not implemented yet (issue #4)"),
     }
 }
 
@@ -31,7 +36,7 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(probe::functional_bpf_lsm())
     };
-    let (choice, why) = match &functional {
+    let (mut choice, mut why) = match &functional {
         Some(Err(e)) => {
             let (c, w) = probe::select(&probe::without_bpf(&facts));
             (c, format!("the BPF-LSM functional probe failed ({e}); {w}"))
@@ -46,6 +51,17 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
         ),
         None => (static_choice, static_why),
     };
+    let fanotify = (choice == Enforcer::Fanotify && !a.no_load)
+        .then(crate::enforce::fanotify::functional_probe);
+    match &fanotify {
+        Some(Ok(detail)) => why = format!("{why}; functional probe: {detail}"),
+        Some(Err(e)) => {
+            let (c, w) = probe::select(&probe::without_fanotify(&probe::without_bpf(&facts)));
+            why = format!("the fanotify functional probe failed ({e}); {w}");
+            choice = c;
+        }
+        None => {}
+    }
     let bpf_ok = matches!(functional, Some(Ok(_)));
     let (works, note) = implemented(choice, bpf_ok);
     let lsms = facts.lsms.as_ref().map(|l| l.join(","));
@@ -59,6 +75,7 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
             "fanotify": facts.fanotify,
             "cgroup2": probe::cgroup2_mount(),
             "bpf_lsm_functional": functional.as_ref().map(|r| r.is_ok()),
+            "fanotify_functional": fanotify.as_ref().map(|r| r.is_ok()),
             "enforcer": choice.as_str(),
             "reason": why,
             "enforces_in_this_build": works,
@@ -84,6 +101,11 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
         Some(Ok(d)) => println!("  BPF-LSM:       works ({d})"),
         Some(Err(e)) => println!("  BPF-LSM:       refused ({e})"),
         None => println!("  BPF-LSM:       not tried"),
+    }
+    match &fanotify {
+        Some(Ok(d)) => println!("  fanotify perm: works ({d})"),
+        Some(Err(e)) => println!("  fanotify perm: refused ({e})"),
+        None => println!("  fanotify perm: not tried"),
     }
     println!("Enforcers in this build:");
     for e in Enforcer::ALL {

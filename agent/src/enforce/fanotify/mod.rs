@@ -564,6 +564,119 @@ fn decide(
     (deny, Some(alert))
 }
 
+/// Functional probe: create a permission group, watch a fresh directory, and have a helper
+/// thread open a file in it twice — the first open is answered allow, the second deny — and
+/// check the thread saw success, then `EPERM`. Everything is closed when this returns.
+pub fn functional_probe() -> Result<String, String> {
+    let dir = std::env::temp_dir().join(format!("armlet-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let result = probe_in(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn probe_in(dir: &std::path::Path) -> Result<String, String> {
+    let file = dir.join("probe");
+    std::fs::write(&file, b"armlet").map_err(|e| format!("writing {}: {e}", file.display()))?;
+    // SAFETY: plain syscall; the fd is checked and owned below.
+    #[allow(unsafe_code, reason = "fanotify_init(2); no safe wrapper")]
+    let raw = unsafe {
+        libc::fanotify_init(
+            libc::FAN_CLASS_CONTENT | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK,
+            u32::try_from(libc::O_RDONLY | libc::O_CLOEXEC).unwrap_or(0),
+        )
+    };
+    if raw < 0 {
+        return Err(format!(
+            "fanotify_init(FAN_CLASS_CONTENT) failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: `raw` is a fresh fd we own.
+    #[allow(unsafe_code, reason = "taking ownership of the fanotify fd")]
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let obj = Object::Dir(dir.to_string_lossy().into_owned());
+    mark(
+        fd.as_raw_fd(),
+        true,
+        &obj,
+        Mask {
+            open: true,
+            exec: false,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let opener = {
+        let file = file.clone();
+        std::thread::spawn(move || {
+            let first = std::fs::File::open(&file).map(drop);
+            let second = std::fs::File::open(&file).map(drop);
+            (first, second)
+        })
+    };
+    let mut answered = 0;
+    let mut buf = [0u8; 24 * 16];
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while answered < 2 && std::time::Instant::now() < deadline {
+        let _ = crate::enforce::bpf_lsm::wait_readable(&[fd.as_raw_fd()], IDLE_POLL);
+        // SAFETY: bounded read into `buf`.
+        #[allow(unsafe_code, reason = "read(2) of fanotify events")]
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        let Ok(n) = usize::try_from(n) else { continue };
+        let mut off = 0;
+        while off + 24 <= n {
+            let b = &buf[off..n];
+            let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            let efd = i32::from_ne_bytes([b[16], b[17], b[18], b[19]]);
+            off += len.max(24);
+            if efd < 0 {
+                continue;
+            }
+            let resp = libc::fanotify_response {
+                fd: efd,
+                response: if answered == 0 {
+                    libc::FAN_ALLOW
+                } else {
+                    libc::FAN_DENY
+                },
+            };
+            // SAFETY: one initialised response; then close the event fd we were given.
+            #[allow(unsafe_code, reason = "answering a fanotify permission event")]
+            unsafe {
+                libc::write(
+                    fd.as_raw_fd(),
+                    (&raw const resp).cast(),
+                    std::mem::size_of::<libc::fanotify_response>(),
+                );
+                libc::close(efd);
+            }
+            answered += 1;
+        }
+    }
+    if answered < 2 {
+        // Unblock the opener: closing the group allows whatever is still pending.
+        drop(fd);
+        let _ = opener.join();
+        return Err(format!(
+            "the permission group saw {answered} of 2 opens in {} within 5 s",
+            dir.display()
+        ));
+    }
+    let (first, second) = opener
+        .join()
+        .map_err(|_| "the probe's opener thread panicked".to_string())?;
+    match (first, second) {
+        (Ok(()), Err(e)) if e.raw_os_error() == Some(libc::EPERM) => Ok(
+            "a permission group watched a probe directory: one open allowed, one denied with \
+             EPERM"
+                .to_string(),
+        ),
+        (a, b) => Err(format!(
+            "the probe's opens did not get the answers given (allow: {a:?}, deny: {b:?})"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ fn main() {
         .output()
         .is_ok_and(|o| o.status.success());
     let audit = out.join("audit.bpf.o");
+    let sock = out.join("sock.bpf.o");
     // The audit object reads syscall arguments from pt_regs: one build per target arch.
     let arch_define = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
         Ok("x86_64") => Some("-DARMLET_ARCH_X86"),
@@ -40,7 +41,10 @@ fn main() {
                 "clang not found; run scripts/setup-dev.sh"
             }
         );
-        if fs::write(&obj, b"").is_err() || fs::write(&audit, b"").is_err() {
+        if fs::write(&obj, b"").is_err()
+            || fs::write(&audit, b"").is_err()
+            || fs::write(&sock, b"").is_err()
+        {
             std::process::exit(1);
         }
     } else {
@@ -69,6 +73,7 @@ fn main() {
             }
         };
         build("src/bpf/armlet.bpf.c", &obj, None);
+        build("src/bpf/sock.bpf.c", &sock, None);
         match arch_define {
             Some(d) => build("src/bpf/audit.bpf.c", &audit, Some(d)),
             None => {
@@ -105,6 +110,9 @@ fn main() {
         "armlet_proc_event",
         "armlet_audit_settings",
         "armlet_syscall_event",
+        "armlet_sock_settings",
+        "armlet_sock_event",
+        "armlet_sock_key",
     ] {
         c.push_str(&format!("S({s})\n"));
     }

@@ -231,9 +231,11 @@ impl Engine for FanotifyEngine {
         let plan = self
             .enforcer
             .apply(ir, host)
-            .context("applying the policy")?;
+            .context("applying the policy")?
+            .clone();
         let mut summary = format!(
-            "{applicable} rules for this node; {} fanotify marks ({} directories, {} mounts)",
+            "{applicable} rules for this node; {} fanotify marks ({} directories, {} mounts); {} \
+             socket classes in the cgroup socket program",
             plan.marks.len(),
             plan.marks
                 .keys()
@@ -243,6 +245,7 @@ impl Engine for FanotifyEngine {
                 .keys()
                 .filter(|o| matches!(o, crate::enforce::fanotify::marks::Object::Mount(_)))
                 .count(),
+            self.enforcer.net_stats().0,
         );
         for u in &plan.unmarked {
             summary.push_str(&format!("; not watched: {u}"));
@@ -261,9 +264,11 @@ impl Engine for FanotifyEngine {
     fn counters_line(&self) -> String {
         let c = self.enforcer.counters();
         let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let (_, (sock_denials, sock_drops)) = self.enforcer.net_stats();
         format!(
-            "{} permission events ({} on files no rule names, {} outside the scope, {} decided, {} denied, {} unattributed \
-             and allowed), {} alerts dropped (queue full), {} queue overflows, {} answers failed",
+            "{} permission events ({} on files no rule names, {} outside the scope, {} decided, \
+             {} denied, {} unattributed and allowed), {} alerts dropped (queue full), {} queue \
+             overflows, {} answers failed; {} sockets denied, {} socket records dropped",
             g(&c.events),
             g(&c.ungoverned),
             g(&c.out_of_scope),
@@ -273,6 +278,8 @@ impl Engine for FanotifyEngine {
             g(&c.alerts_dropped),
             g(&c.overflows),
             g(&c.answer_errors),
+            sock_denials,
+            sock_drops,
         )
     }
 }
@@ -296,8 +303,15 @@ pub fn run_fanotify(
         }
         (None, false) => "auditing (report-only) with fanotify".to_string(),
     };
-    let enforcer =
-        Fanotify::start(&ir, host, scope, enforce).context("starting the fanotify enforcer")?;
+    let cgroup2 = crate::probe::cgroup2_mount()
+        .context("the fanotify enforcer's socket program needs a cgroup-v2 mount")?;
+    let cgroup_dir = std::path::PathBuf::from(format!(
+        "{}{}",
+        cgroup2.trim_end_matches('/'),
+        scope.as_deref().unwrap_or("/")
+    ));
+    let enforcer = Fanotify::start(&ir, host, scope, &cgroup_dir, enforce)
+        .context("starting the fanotify enforcer")?;
     serve(
         FanotifyEngine { enforcer },
         ir,

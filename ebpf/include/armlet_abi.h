@@ -248,4 +248,43 @@ struct armlet_syscall_event {
     char path[ARMLET_PATH_MAX];
 };
 
+/* The fanotify enforcer's cgroup socket program (sock.bpf.c). A socket class is the socket's
+ * up-to-three protocol names (ids[0..2], each < 256) packed into one u32. "armlet_sock_policy"
+ * maps (class, source id, generation) -> ARMLET_SOCK_* bits; source 0 is "any executable",
+ * source ids > 0 come from "armlet_sock_sources" (struct armlet_source_key, as for BPF-LSM).
+ * User space writes the next generation's entries, flips the generation in the settings, then
+ * deletes the old generation's: one update is never half-applied. */
+#define ARMLET_SOCK_CLASSES 4096
+#define ARMLET_SOCK_SOURCES 256
+#define ARMLET_SOCK_CLASS(a, b, c) ((__u32)(a) | ((__u32)(b) << 8) | ((__u32)(c) << 16))
+#define ARMLET_SOCK_DENY 1   /* deny (EPERM) when enforcing, and report */
+#define ARMLET_SOCK_REPORT 2 /* report to user space (which decides and alerts) */
+#define ARMLET_SOCK_CNT_DENIALS 0
+#define ARMLET_SOCK_CNT_DROPS 1
+
+struct armlet_sock_settings {
+    __u32 enforce;
+    __u32 agent_tgid;
+    __u32 generation;
+    __u32 _pad;
+};
+
+struct armlet_sock_key {
+    __u32 class;
+    __u16 source;
+    __u8 generation;
+    __u8 _pad;
+};
+
+struct armlet_sock_event {
+    __u32 tid;
+    __u32 tgid;
+    __u32 uid;
+    __u32 family;
+    __u32 type;
+    __u32 protocol;
+    __u32 denied;
+    __u32 _pad;
+};
+
 #endif /* ARMLET_ABI_H */

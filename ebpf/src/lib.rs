@@ -24,6 +24,16 @@ pub fn audit_object_is_real() -> bool {
     AUDIT_OBJECT.0.len() > 4 && AUDIT_OBJECT.0.starts_with(b"\x7fELF")
 }
 
+/// The fanotify enforcer's cgroup socket object (empty when stubbed).
+pub fn sock_object() -> &'static [u8] {
+    &SOCK_OBJECT.0
+}
+
+/// Whether [`sock_object`] holds real programs.
+pub fn sock_object_is_real() -> bool {
+    SOCK_OBJECT.0.len() > 4 && SOCK_OBJECT.0.starts_with(b"\x7fELF")
+}
+
 /// Whether [`object`] holds real programs (the agent refuses to enforce otherwise).
 pub fn object_is_real() -> bool {
     OBJECT.0.len() > 4 && OBJECT.0.starts_with(b"\x7fELF")
@@ -36,6 +46,8 @@ static OBJECT: &Aligned<[u8]> =
     &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/armlet.bpf.o")));
 static AUDIT_OBJECT: &Aligned<[u8]> =
     &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/audit.bpf.o")));
+static SOCK_OBJECT: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/sock.bpf.o")));
 
 /// Longest path matched in the kernel, including the NUL.
 pub const PATH_MAX: usize = 256;
@@ -120,6 +132,80 @@ pub mod maps {
     pub const AUDIT_SETTINGS: &str = "armlet_audit_settings";
     pub const AUDIT_EVENTS: &str = "armlet_audit_events";
     pub const COUNTERS: &str = "armlet_counters";
+    pub const SOCK_POLICY: &str = "armlet_sock_policy";
+    pub const SOCK_SETTINGS: &str = "armlet_sock_settings";
+    pub const SOCK_SOURCES: &str = "armlet_sock_sources";
+    pub const SOCK_EVENTS: &str = "armlet_sock_events";
+    pub const SOCK_COUNTERS: &str = "armlet_sock_counters";
+}
+
+/// The cgroup socket program of the fanotify enforcer.
+pub const SOCK_PROGRAM: &str = "armlet_sock_create";
+pub const SOCK_CLASSES: u32 = 4096;
+pub const SOCK_SOURCES: u32 = 256;
+pub const SOCK_DENY: u32 = 1;
+pub const SOCK_REPORT: u32 = 2;
+pub const SOCK_CNT_DENIALS: u32 = 0;
+pub const SOCK_CNT_DROPS: u32 = 1;
+
+/// A socket class: its up-to-three protocol ids packed (`ARMLET_SOCK_CLASS`).
+pub fn sock_class(ids: [u16; 3]) -> u32 {
+    u32::from(ids[0] & 0xff) | (u32::from(ids[1] & 0xff) << 8) | (u32::from(ids[2] & 0xff) << 16)
+}
+
+/// `armlet_sock_settings`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SockSettings {
+    pub enforce: u32,
+    pub agent_tgid: u32,
+    pub generation: u32,
+    pub _pad: u32,
+}
+
+/// `armlet_sock_key`: (socket class, source id or 0, generation).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SockKey {
+    pub class: u32,
+    pub source: u16,
+    pub generation: u8,
+    pub _pad: u8,
+}
+
+/// `armlet_sock_event`: one socket() call of a watched class.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SockEvent {
+    pub tid: u32,
+    pub tgid: u32,
+    pub uid: u32,
+    pub family: u32,
+    pub sock_type: u32,
+    pub protocol: u32,
+    pub denied: u32,
+    pub _pad: u32,
+}
+
+impl SockEvent {
+    /// Decode a ring-buffer record; None when it is too short.
+    pub fn from_bytes(b: &[u8]) -> Option<SockEvent> {
+        let u = |i: usize| {
+            b.get(i * 4..i * 4 + 4)
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_ne_bytes)
+        };
+        Some(SockEvent {
+            tid: u(0)?,
+            tgid: u(1)?,
+            uid: u(2)?,
+            family: u(3)?,
+            sock_type: u(4)?,
+            protocol: u(5)?,
+            denied: u(6)?,
+            _pad: 0,
+        })
+    }
 }
 
 /// LSM programs: (program name in the object, LSM hook name).
@@ -331,6 +417,8 @@ pub struct Event {
 mod pod {
     use super::*;
     unsafe impl aya::Pod for Settings {}
+    unsafe impl aya::Pod for SockSettings {}
+    unsafe impl aya::Pod for SockKey {}
     unsafe impl aya::Pod for Workload {}
     unsafe impl aya::Pod for SourceKey {}
     unsafe impl aya::Pod for PathKey {}
@@ -518,6 +606,9 @@ mod tests {
         assert_eq!(size_of::<ProcEvent>(), SIZE_armlet_proc_event);
         assert_eq!(size_of::<AuditSettings>(), SIZE_armlet_audit_settings);
         assert_eq!(size_of::<SyscallEvent>(), SIZE_armlet_syscall_event);
+        assert_eq!(size_of::<SockSettings>(), SIZE_armlet_sock_settings);
+        assert_eq!(size_of::<SockEvent>(), SIZE_armlet_sock_event);
+        assert_eq!(size_of::<SockKey>(), SIZE_armlet_sock_key);
         assert_eq!(offset_of!(SyscallEvent, dfd), OFF_armlet_syscall_event_dfd);
         assert_eq!(
             offset_of!(SyscallEvent, comm),

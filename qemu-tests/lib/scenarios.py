@@ -350,6 +350,25 @@ def cmd_prepare(a: argparse.Namespace) -> int:
                 k += 1
         used.add(name)
         sc["name"] = name
+    if a.support_check:
+        # A scenario the enforcer's support table cannot express is skipped, not failed:
+        # `armlet policy compile --enforcer E` lists every rule E does not enforce as written.
+        import subprocess
+        for sc in scen:
+            if sc["error"] or sc["skip"]:
+                continue
+            argv = shlex.split(a.support_check) + [sc["policy"]]
+            try:
+                out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                sc["error"] = f"support check failed: {e}"
+                continue
+            text = out.stdout + out.stderr
+            if "every rule is enforced as written" not in text:
+                lines = text.strip().splitlines()
+                at = next((i for i, l in enumerate(lines) if "downgrade(s):" in l), None)
+                why = [l.strip() for l in lines[at + 1:]] if at is not None else lines[-1:]
+                sc["skip"] = "the support table cannot express it: " + "; ".join(why[:3])
     if os.path.exists(a.stage):
         shutil.rmtree(a.stage)
     os.makedirs(a.stage)
@@ -691,6 +710,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--stage", required=True)
     p.add_argument("--manifest", required=True)
     p.add_argument("--base-packages", default="")
+    p.add_argument("--support-check", default="",
+                   help="command printing the support plan of a policy file (skip what it cannot enforce)")
     p.add_argument("dirs", nargs="+")
     j = sub.add_parser("judge")
     j.add_argument("--manifest", required=True)

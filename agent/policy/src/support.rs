@@ -68,9 +68,8 @@ const AUDIT_CAPS: &str = "the audit enforcer never blocks; capability use is obs
      BPF-LSM programs load (report-only), not by the tracepoint audit enforcer";
 const GLOB_IN_KERNEL: &str =
     "glob patterns are not compiled into BPF maps; matched in user space from events";
-const CGROUP_NO_EXE: &str =
-    "cgroup-BPF socket hooks cannot see the caller's executable, so fromSource is not enforced";
-const FANOTIFY_NO_CAPS: &str = "fanotify sees file opens only; capability use is traced";
+const FANOTIFY_NO_CAPS: &str = "capability checks have no hook on kernels without BPF-LSM and \
+     AppArmor (no LSM, no tracepoint): the fanotify enforcer neither blocks nor observes them";
 const DNS: &str = "DNS query rules have no enforcer yet";
 const SYSCALLS: &str = "syscall rules are audit-only by definition";
 
@@ -78,12 +77,15 @@ const SYSCALLS: &str = "syscall rules are audit-only by definition";
 pub fn support(
     enforcer: Enforcer,
     target: &Target,
-    from_source: &[Source],
+    _from_source: &[Source],
     action: Action,
 ) -> Support {
     match target {
         Target::DnsQuery(_) => return Support::Ignored(DNS),
         Target::Syscall { .. } => return Support::AuditOnly(SYSCALLS),
+        Target::Capability { .. } if enforcer == Enforcer::Fanotify => {
+            return Support::Ignored(FANOTIFY_NO_CAPS);
+        }
         _ => {}
     }
     // Audit rules only need observation, which every enforcer has. Allow rules permit; what
@@ -101,11 +103,9 @@ pub fn support(
             Target::ExecPattern(_) | Target::FilePattern(_) => Support::AuditOnly(GLOB_IN_KERNEL),
             _ => Support::Enforced,
         },
-        Enforcer::Fanotify => match target {
-            Target::Protocol(_) if !from_source.is_empty() => Support::AuditOnly(CGROUP_NO_EXE),
-            Target::Capability { .. } => Support::AuditOnly(FANOTIFY_NO_CAPS),
-            _ => Support::Enforced,
-        },
+        // Files and executions through fanotify permission events; sockets (with fromSource,
+        // by the caller's exe inode) through a cgroup sock_create program.
+        Enforcer::Fanotify => Support::Enforced,
     }
 }
 
@@ -162,7 +162,7 @@ pub fn plan(enforcer: Enforcer, policy: &CompiledPolicy) -> SupportReport {
                 let s = match (enforcer, c) {
                     (Enforcer::Audit, _) => Support::AuditOnly(NO_LSM),
                     (Enforcer::Fanotify, Category::Capabilities) => {
-                        Support::AuditOnly(FANOTIFY_NO_CAPS)
+                        Support::Ignored(FANOTIFY_NO_CAPS)
                     }
                     _ => Support::Enforced,
                 };
@@ -236,13 +236,13 @@ mod tests {
                 "protocol+source",
                 t_proto(),
                 src.clone(),
-                [E, E, A(CGROUP_NO_EXE), A(NO_LSM)],
+                [E, E, E, A(NO_LSM)],
             ),
             (
                 "capability",
                 t_cap(),
                 src,
-                [E, E, A(FANOTIFY_NO_CAPS), A(AUDIT_CAPS)],
+                [E, E, I(FANOTIFY_NO_CAPS), A(AUDIT_CAPS)],
             ),
             (
                 "dns",
@@ -274,6 +274,11 @@ mod tests {
         for e in Enforcer::ALL {
             assert_eq!(support(e, &t_glob(), &[], Action::Audit), Support::Enforced);
         }
+        // ... which fanotify does not have for capabilities.
+        assert_eq!(
+            support(Enforcer::Fanotify, &t_cap(), &[], Action::Audit),
+            Support::Ignored(FANOTIFY_NO_CAPS)
+        );
     }
 
     #[test]

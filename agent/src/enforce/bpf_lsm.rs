@@ -471,7 +471,7 @@ pub(crate) fn read_counters(ebpf: &Ebpf) -> [u64; abi::CNT_MAX as usize] {
 ///
 /// Limitation (documented in ARCHITECTURE.md): a binary replaced after the policy was applied
 /// (a package upgrade) gets a new inode and is not matched until the policy is applied again.
-fn source_key(path: &str, gen_: u8) -> Option<abi::SourceKey> {
+pub(crate) fn source_key(path: &str, gen_: u8) -> Option<abi::SourceKey> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).ok()?;
     let dev = meta.dev();

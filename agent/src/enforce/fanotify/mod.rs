@@ -27,6 +27,7 @@
 //! Pseudo file systems are never marked, so the agent's own `/proc` reads cannot wait on it.
 
 pub mod marks;
+pub mod net;
 pub mod procread;
 
 use std::collections::BTreeMap;
@@ -70,6 +71,8 @@ pub enum FanotifyError {
     },
     #[error("the scope cgroup {0:?} is not a cgroup-v2 path below the root (e.g. /armlet-test)")]
     Scope(String),
+    #[error("network rules (cgroup socket program): {0}")]
+    Net(#[from] net::NetError),
 }
 
 /// Counters, readable while the thread runs.
@@ -124,6 +127,8 @@ pub struct Fanotify {
     alerts: Receiver<DecisionEvent>,
     marks: BTreeMap<Object, Mask>,
     last_plan: MarkPlan,
+    net: net::SockGuard,
+    net_classes: usize,
 }
 
 /// A scope given as a cgroup path (`/armlet-test`) or a path below the cgroup-v2 mount
@@ -179,12 +184,16 @@ fn mark(fd: RawFd, add: bool, object: &Object, mask: Mask) -> Result<(), Fanotif
 impl Fanotify {
     /// Create the fanotify group and start the decision thread (no marks yet: nothing is
     /// watched until [`Fanotify::apply`]).
+    /// `cgroup_dir`: the cgroup directory whose subtree the socket program confines (the
+    /// scope cgroup, or the cgroup-v2 root for the whole node).
     pub fn start(
         ir: &CompiledPolicy,
         host: &Workload,
         scope: Option<String>,
+        cgroup_dir: &std::path::Path,
         enforce: bool,
     ) -> Result<Fanotify, FanotifyError> {
+        let net = net::SockGuard::attach(cgroup_dir, enforce)?;
         // SAFETY: plain syscall; the returned fd is checked and owned below.
         #[allow(unsafe_code, reason = "fanotify_init(2); no safe wrapper")]
         let raw = unsafe {
@@ -229,6 +238,8 @@ impl Fanotify {
             alerts,
             marks: BTreeMap::new(),
             last_plan: MarkPlan::default(),
+            net,
+            net_classes: 0,
         })
     }
 
@@ -245,6 +256,7 @@ impl Fanotify {
         let mounts = marks::parse_mountinfo(&mounts);
         let eff = ir.effective(host);
         let plan = marks::plan(&[&eff], &mounts, &|d| std::path::Path::new(d).is_dir());
+        self.net_classes = self.net.apply(&eff)?;
         let fd = self.fd.as_raw_fd();
         for (obj, mask) in &plan.marks {
             if self.marks.get(obj) != Some(mask) {
@@ -281,18 +293,37 @@ impl Fanotify {
         Ok(&self.last_plan)
     }
 
-    /// Alerts decided since the last call, waiting up to `timeout` for the first.
-    pub fn alerts(&self, timeout: Duration) -> Vec<DecisionEvent> {
+    /// Alerts decided since the last call (file and exec decisions from the decision thread,
+    /// socket records from the cgroup program), waiting up to `timeout` for the first.
+    pub fn alerts(&mut self, timeout: Duration) -> Vec<DecisionEvent> {
         let mut out = Vec::new();
-        if let Ok(first) = self.alerts.recv_timeout(timeout) {
-            out.push(first);
+        let deadline = std::time::Instant::now() + timeout;
+        let pol = self.shared.current();
+        let eff = pol.ir.effective(&pol.host);
+        loop {
+            self.net.drain(&eff, &mut out);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if let Ok(first) = self
+                .alerts
+                .recv_timeout(left.min(Duration::from_millis(50)))
+            {
+                out.push(first);
+            }
             while out.len() < ALERT_QUEUE
                 && let Ok(next) = self.alerts.try_recv()
             {
                 out.push(next);
             }
+            if !out.is_empty() || std::time::Instant::now() >= deadline {
+                return out;
+            }
         }
-        out
+    }
+
+    /// Socket classes with a kernel verdict, and the socket program's (denials, dropped
+    /// records).
+    pub fn net_stats(&self) -> (usize, (u64, u64)) {
+        (self.net_classes, self.net.counters())
     }
 
     pub fn counters(&self) -> &Counters {

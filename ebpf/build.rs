@@ -140,6 +140,7 @@ fn main() {
         ("armlet_syscall_event", "dfd"),
         ("armlet_syscall_event", "comm"),
         ("armlet_syscall_event", "path"),
+        ("armlet_sock_event", "comm"),
     ] {
         c.push_str(&format!("O({s},{f})\n"));
     }

@@ -16,6 +16,16 @@ have clang || missing+=(clang)
 [ -f /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
 # qemu-tests/host-run runs the scenario script under busybox sh on this machine.
 have busybox || missing+=(busybox)
+# qemu-tests/host-run's containers: runc (Debian's; crun refuses hybrid cgroups), the test
+# network (iproute2, util-linux nsenter) and what the container scenarios run.
+have runc || missing+=(runc)
+have ip || missing+=(iproute2)
+have nsenter || missing+=(util-linux)
+have curl || missing+=(curl)
+have wget || missing+=(wget)
+have ping || missing+=(iputils-ping)
+[ -x /usr/sbin/arping ] || missing+=(arping)
+have su || missing+=(login)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -23,11 +23,15 @@ if grep -qE '^test result: FAILED' target/test.log; then exit 1; fi
 step "fuzz (bounded)"
 scripts/fuzz.sh "${ARMLET_FUZZ_SECONDS:-15}"
 
-step "host scenarios: the fanotify enforcer on this machine (commands confined to a test cgroup)"
-# KubeArmor's host scenarios (where ../shared is present) and armlet's host-mode scenarios,
-# blocking for real on this kernel, which has neither BPF-LSM nor AppArmor.
+step "host scenarios: the fanotify enforcer on this machine (test cgroups, runc containers)"
+# armlet's host-mode scenarios and, where ../shared is present, KubeArmor's container
+# scenarios (real runc containers with their own network namespaces) and host scenarios
+# (a test cgroup standing in for the host), blocking for real on this kernel, which has
+# neither BPF-LSM nor AppArmor.
 host_dirs=(--scenarios qemu-tests/host-scenarios)
-[ -d ../shared/conformance/kubearmor/host_scenarios ] && host_dirs+=(--scenarios ../shared/conformance/kubearmor/host_scenarios)
+for d in scenarios host_scenarios; do
+    [ -d "../shared/conformance/kubearmor/$d" ] && host_dirs+=(--scenarios "../shared/conformance/kubearmor/$d")
+done
 qemu-tests/run --host --enforcer fanotify "${host_dirs[@]}"
 
 step "qemu smoke boot (aarch64 + x86_64)"

@@ -310,4 +310,12 @@ pub struct RunArgs {
     /// fanotify only. For tests on shared machines; never the root cgroup.
     #[arg(long)]
     pub scope_cgroup: Option<String>,
+    /// A WorkloadMap (YAML, apiVersion armlet.io/v1) naming containers: namespace, pod and
+    /// labels by container name, id prefix or cgroup path glob.
+    #[arg(long)]
+    pub workloads: Option<PathBuf>,
+    /// Write the current workload table here (JSON, replaced atomically on every change):
+    /// container name, id, namespace, labels, cgroup, rules in force, enforced.
+    #[arg(long)]
+    pub workloads_file: Option<PathBuf>,
 }

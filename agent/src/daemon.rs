@@ -21,10 +21,11 @@ use crate::alert::{AlertBuilder, AlertSink, DecisionEvent, Rotation, WorkloadInf
 use crate::cmd::run::PolicySource;
 use crate::enforce::audit_tp::{AuditDecider, AuditTracer};
 use crate::enforce::bpf_lsm::{BpfLsm, Capacity, Controls};
-use crate::enforce::fanotify::Fanotify;
+use crate::enforce::fanotify::{ContainerState, Fanotify};
 use crate::enforce::kernel_rules::KernelRules;
 use crate::procinfo::ProcCache;
 use crate::procmon::ProcTable;
+use crate::workloads::{self, Container};
 
 /// Most distinct `fromSource` executables one policy may name (bounds the sources map).
 const MAX_SOURCES: usize = 1024;
@@ -79,6 +80,9 @@ pub struct Outputs {
     pub node: String,
     /// In-kernel alert budget per workload and priority (rule matches / default posture).
     pub alerts_per_sec: u32,
+    /// Container naming (`--workloads`) and the table written for runners (`--workloads-file`).
+    pub workload_map: Option<crate::workloads::WorkloadMap>,
+    pub workloads_file: Option<PathBuf>,
 }
 
 /// Compile the policy for this node's kernel maps.
@@ -104,6 +108,13 @@ trait Engine {
     ) -> anyhow::Result<Vec<DecisionEvent>>;
     /// Counters for the stop message.
     fn counters_line(&self) -> String;
+    /// Confine this set of containers; None when the engine confines the host only.
+    fn set_containers(
+        &mut self,
+        _containers: Vec<Container>,
+    ) -> Option<anyhow::Result<Vec<ContainerState>>> {
+        None
+    }
 }
 
 /// BPF-LSM in the kernel (`enforce`: deny; otherwise report-only).
@@ -261,6 +272,17 @@ impl Engine for FanotifyEngine {
         Ok(self.enforcer.alerts(timeout))
     }
 
+    fn set_containers(
+        &mut self,
+        containers: Vec<Container>,
+    ) -> Option<anyhow::Result<Vec<ContainerState>>> {
+        Some(
+            self.enforcer
+                .set_containers(containers)
+                .context("confining the containers"),
+        )
+    }
+
     fn counters_line(&self) -> String {
         let c = self.enforcer.counters();
         let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -310,7 +332,7 @@ pub fn run_fanotify(
         cgroup2.trim_end_matches('/'),
         scope.as_deref().unwrap_or("/")
     ));
-    let enforcer = Fanotify::start(&ir, host, scope, &cgroup_dir, enforce)
+    let enforcer = Fanotify::start(&ir, host, scope, &cgroup_dir, &cgroup2, enforce)
         .context("starting the fanotify enforcer")?;
     serve(
         FanotifyEngine { enforcer },
@@ -376,6 +398,107 @@ pub fn run_tracepoint_audit(
     )
 }
 
+/// How often the runtime state directories are rescanned for new and gone containers.
+const RESCAN: Duration = Duration::from_millis(500);
+
+/// Follows the containers on the node and hands them to the engine.
+struct ContainerTracker {
+    map: Option<workloads::WorkloadMap>,
+    table: Option<PathBuf>,
+    roots: Vec<PathBuf>,
+    cgroup2: String,
+    known: Vec<Container>,
+    last: Option<std::time::Instant>,
+    unsupported_noted: bool,
+}
+
+impl ContainerTracker {
+    fn new(out: &Outputs) -> Self {
+        ContainerTracker {
+            map: out.workload_map.clone(),
+            table: out.workloads_file.clone(),
+            roots: workloads::RUNC_ROOTS.iter().map(PathBuf::from).collect(),
+            cgroup2: crate::probe::cgroup2_mount().unwrap_or_default(),
+            known: Vec::new(),
+            last: None,
+            unsupported_noted: false,
+        }
+    }
+
+    /// Rescan (at most every [`RESCAN`] unless `force`), confine what changed, rewrite the
+    /// table. Errors are reported and the previous confinement stays.
+    fn refresh(&mut self, engine: &mut impl Engine, ir: &CompiledPolicy, force: bool) {
+        if !force && self.last.is_some_and(|t| t.elapsed() < RESCAN) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        if self.cgroup2.is_empty() {
+            return;
+        }
+        let found = workloads::discover(&self.roots, &self.cgroup2, self.map.as_ref());
+        if !force && found == self.known {
+            return;
+        }
+        let states = match engine.set_containers(found.clone()) {
+            None => {
+                if !found.is_empty() && !self.unsupported_noted {
+                    eprintln!(
+                        "armlet: {} container(s) found; this enforcer confines the host only \
+                         (containers: the fanotify enforcer)",
+                        found.len()
+                    );
+                    self.unsupported_noted = true;
+                }
+                Vec::new()
+            }
+            Some(Ok(states)) => states,
+            Some(Err(e)) => {
+                eprintln!("armlet: containers not updated: {e:#}");
+                return;
+            }
+        };
+        for c in found.iter().filter(|c| !self.known.contains(c)) {
+            let st = states.iter().find(|s| s.id == c.id);
+            eprintln!(
+                "armlet: container {} ({}, namespace {}, cgroup {}): {}",
+                c.name,
+                c.id,
+                c.namespace,
+                c.cgroup,
+                match st {
+                    Some(s) if s.enforced => format!("{} rules in force", s.rules),
+                    Some(s) => format!("NOT fully enforced: {}", s.problems.join("; ")),
+                    None => "not confined by this enforcer".to_string(),
+                }
+            );
+        }
+        if let Some(path) = &self.table {
+            let rows: Vec<workloads::TableRow> = found
+                .iter()
+                .map(|c| {
+                    let st = states.iter().find(|s| s.id == c.id);
+                    workloads::TableRow {
+                        container_name: c.name.clone(),
+                        container_id: c.id.clone(),
+                        namespace: c.namespace.clone(),
+                        pod: c.pod.clone().unwrap_or_default(),
+                        labels: c.labels.clone(),
+                        cgroup: c.cgroup.clone(),
+                        cgroup_id: workloads::cgroup_id(&self.cgroup2, &c.cgroup),
+                        rules: st
+                            .map_or_else(|| ir.effective(&c.workload()).rules.len(), |s| s.rules),
+                        enforced: st.is_some_and(|s| s.enforced),
+                    }
+                })
+                .collect();
+            if let Err(e) = workloads::write_table(path, &rows) {
+                eprintln!("armlet: {e}");
+            }
+        }
+        self.known = found;
+    }
+}
+
 /// The daemon loop shared by every engine: apply, announce readiness, turn decisions into
 /// alerts, reload on SIGHUP, stop on SIGTERM/SIGINT.
 fn serve(
@@ -388,6 +511,8 @@ fn serve(
     out: &Outputs,
 ) -> anyhow::Result<()> {
     let summary = engine.apply(&ir, host)?;
+    let mut tracker = ContainerTracker::new(out);
+    tracker.refresh(&mut engine, &ir, true);
     install_signal_handlers()?;
     let mut sink = AlertSink::new().with_stdout();
     if let Some(path) = &out.alerts_file {
@@ -431,6 +556,7 @@ fn serve(
                 }
             }
         }
+        tracker.refresh(&mut engine, &ir, false);
         for d in engine.poll(Duration::from_millis(200), &mut monitor)? {
             let mut info = procs.lookup(d.pid, d.ppid);
             monitor.fill(&mut info);

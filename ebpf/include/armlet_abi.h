@@ -284,7 +284,8 @@ struct armlet_sock_event {
     __u32 type;
     __u32 protocol;
     __u32 denied;
-    __u32 _pad;
+    __u32 source; /* the caller's fromSource id (0: none) */
+    char comm[16];
 };
 
 #endif /* ARMLET_ABI_H */

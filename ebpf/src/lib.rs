@@ -184,7 +184,9 @@ pub struct SockEvent {
     pub sock_type: u32,
     pub protocol: u32,
     pub denied: u32,
-    pub _pad: u32,
+    /// The caller's fromSource id for this generation (0: none).
+    pub source: u32,
+    pub comm: [u8; 16],
 }
 
 impl SockEvent {
@@ -203,7 +205,8 @@ impl SockEvent {
             sock_type: u(4)?,
             protocol: u(5)?,
             denied: u(6)?,
-            _pad: 0,
+            source: u(7)?,
+            comm: b.get(32..48)?.try_into().ok()?,
         })
     }
 }
@@ -609,6 +612,7 @@ mod tests {
         assert_eq!(size_of::<SockSettings>(), SIZE_armlet_sock_settings);
         assert_eq!(size_of::<SockEvent>(), SIZE_armlet_sock_event);
         assert_eq!(size_of::<SockKey>(), SIZE_armlet_sock_key);
+        assert_eq!(offset_of!(SockEvent, comm), OFF_armlet_sock_event_comm);
         assert_eq!(offset_of!(SyscallEvent, dfd), OFF_armlet_syscall_event_dfd);
         assert_eq!(
             offset_of!(SyscallEvent, comm),

@@ -42,9 +42,10 @@
 # staged scenarios folder instead of /scenarios, QT_LIB this folder's lib.sh, QT_RUN/QT_TMP
 # private directories instead of /run and /tmp, QT_HOME the commands' working directory,
 # QT_ENTER a command prefix that moves each command into the test cgroup, and QT_AGENT_ARGS
-# extra `armlet run` arguments (--scope-cgroup).
+# extra `armlet run` arguments (--scope-cgroup), QT_CONTAINER_EXEC the command that runs a
+# container scenario's command in its container (`runc exec`; <cmdN>.container names it).
 : "${QT_ROOT:=/scenarios}" "${QT_LIB:=/armlet-qt/lib.sh}" "${QT_RUN:=/run}" "${QT_TMP:=/tmp}"
-: "${QT_HOME:=/root}" "${QT_ENTER:=}" "${QT_AGENT_ARGS:=}"
+: "${QT_HOME:=/root}" "${QT_ENTER:=}" "${QT_AGENT_ARGS:=}" "${QT_CONTAINER_EXEC:=}"
 . "$QT_LIB"
 . "$QT_ROOT/config"
 : "${QT_SETUP_TIMEOUT:=60}"
@@ -202,7 +203,12 @@ run_scenario() {
         ctimeout=$QT_CMD_TIMEOUT
         [ -f "$d/$cid.timeout" ] && IFS= read -r ctimeout <"$d/$cid.timeout"
         uptime_cs; c0=$_cs
-        (cd "$QT_HOME" && exec $BB timeout -k 2 "$ctimeout" $QT_ENTER bash -c "$cmd") \
+        enter=$QT_ENTER
+        if [ -f "$d/$cid.container" ]; then
+            IFS= read -r _ct <"$d/$cid.container"
+            enter="$QT_CONTAINER_EXEC $_ct"
+        fi
+        (cd "$QT_HOME" && exec $BB timeout -k 2 "$ctimeout" $enter bash -c "$cmd") \
             </dev/null >"$QT_TMP/out-$name-$cid" 2>&1 3<&- 4<&- 6<&- &
         cpid=$!
         # Serve qt-signal requests ("SIG ID" lines) while the command runs (builtins only).

@@ -252,7 +252,10 @@ def posture_for(spec: str, operation: str) -> str:
     return "audit"
 
 
-def load_scenario(path: str, node: str) -> dict:
+CONTAINER_SOURCE = re.compile(r"(ubuntu-\d+)-deployment")
+
+
+def load_scenario(path: str, node: str, containers: bool = False) -> dict:
     """{'dir', 'name', 'policy', 'policy_names', 'cmds': [...], 'skip', 'error'}"""
     sc: dict = {"dir": os.path.abspath(path), "cmds": [], "skip": None, "error": None,
                 "policy": None, "policy_names": []}
@@ -325,9 +328,19 @@ def load_scenario(path: str, node: str) -> dict:
         return sc
     sc["setup"] = os.path.isfile(os.path.join(path, "setup.sh"))
     sources = sorted({c["source"] for c in sc["cmds"] if c["source"] != node})
-    if sources:
+    if sources and not containers:
         sc["skip"] = (f"container scenario (source {', '.join(sources)}; the node is {node}): "
-                      "containers are not supported by the runner yet")
+                      "this runner has no containers (host mode: qemu-tests/run --host)")
+    elif sources:
+        bad = [s for s in sources if not CONTAINER_SOURCE.fullmatch(s)]
+        if bad:
+            sc["skip"] = f"unknown workload source(s) {', '.join(bad)} (ubuntu-N-deployment)"
+        else:
+            ns = re.findall(r"(?m)^\s+namespace:\s*['\"]?([A-Za-z0-9.-]+)", ptxt)
+            sc["namespace"] = ns[0] if ns else "multiubuntu"
+            for c in sc["cmds"]:
+                m = CONTAINER_SOURCE.fullmatch(c["source"])
+                c["container"] = m.group(1) if m else None
     return sc
 
 
@@ -335,7 +348,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     roots = a.dirs
     scen: list[dict] = []
     for d in find_scenarios(roots):
-        scen.append(load_scenario(d, a.node))
+        scen.append(load_scenario(d, a.node, a.containers))
     # Unique guest-safe names: the folder name; on a clash, prefix the parent folder.
     used: set[str] = set()
     for sc in scen:
@@ -373,6 +386,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
         shutil.rmtree(a.stage)
     os.makedirs(a.stage)
     packages = list(dict.fromkeys((a.base_packages or "").split()))
+    all_containers: set[str] = set()
     runnable = [sc for sc in scen if not sc["error"] and not sc["skip"]]
     with open(os.path.join(a.stage, "index"), "w") as idx:
         for sc in runnable:
@@ -383,6 +397,17 @@ def cmd_prepare(a: argparse.Namespace) -> int:
             shutil.copytree(sc["dir"], d, symlinks=False,
                             ignore=lambda _d, names: [n for n in names if n in RESERVED])
             shutil.copyfile(sc["policy"], os.path.join(d, "policy.yaml"))
+            ctrs = sorted({c["container"] for c in sc["cmds"] if c.get("container")})
+            if ctrs:
+                # The agent names the containers from a WorkloadMap: the scenario's namespace,
+                # the labels KubeArmor's multiubuntu deployments carry.
+                with open(os.path.join(d, "workloads.yaml"), "w") as wf:
+                    wf.write("apiVersion: armlet.io/v1\nkind: WorkloadMap\nworkloads:\n")
+                    for ct in ctrs:
+                        wf.write(f"- match: {{containerName: {ct}}}\n  namespace: {sc['namespace']}\n"
+                                 f"  pod: {ct}-deployment\n  labels: {{container: {ct}}}\n")
+                sc["agent_args"] = (sc["agent_args"] + ' --workloads "$SCENARIO_DIR/workloads.yaml"').strip()
+                all_containers.update(ctrs)
             fl = sc["agent_flags"]
             with open(os.path.join(d, "agent.env"), "w") as ae:
                 ae.write(f"QT_A_POLICIES={int(fl['policies'])}\nQT_A_POSTURE={int(fl['posture'])}\n"
@@ -399,6 +424,9 @@ def cmd_prepare(a: argparse.Namespace) -> int:
                         cf.write(c["condition"] + "\n")
                     if c["alert"] == "ignore":  # the guest sends only the count
                         open(os.path.join(d, c["id"] + ".noalerts"), "w").close()
+                    if c.get("container"):
+                        with open(os.path.join(d, c["id"] + ".container"), "w") as cf:
+                            cf.write(c["container"] + "\n")
                     if c["timeout"]:
                         with open(os.path.join(d, c["id"] + ".timeout"), "w") as cf:
                             cf.write(f"{c['timeout']}\n")
@@ -419,6 +447,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     nsetup = sum(1 for sc in runnable if sc.get("setup"))
     extra_secs = sum(max(0, (c["timeout"] or 0) - 20) for sc in runnable for c in sc["cmds"])
     print("PACKAGES " + " ".join(packages))
+    print("CONTAINERS " + " ".join(sorted(all_containers)))
     print(f"EXTRA {nsetup} {extra_secs}")
     print(f"SCENARIOS {len(runnable)} {sum(1 for s in scen if s['skip'] and not s['error'])} "
           f"{sum(1 for s in scen if s['error'])} {ncmds}")
@@ -710,6 +739,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--stage", required=True)
     p.add_argument("--manifest", required=True)
     p.add_argument("--base-packages", default="")
+    p.add_argument("--containers", action="store_true",
+                   help="container scenarios run in containers ubuntu-N (their commands get <cmd>.container)")
     p.add_argument("--support-check", default="",
                    help="command printing the support plan of a policy file (skip what it cannot enforce)")
     p.add_argument("dirs", nargs="+")

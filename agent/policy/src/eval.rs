@@ -13,9 +13,9 @@
 //!    the **default posture** decides (alert policy `DefaultPosture`; posture `allow` is silent);
 //! 5. else the operation is not governed: permitted, no alert.
 //!
-//! Conditions narrow *when* a Block/Audit rule fires (`readOnly`: only writes; `ownerOnly`:
-//! only callers who do not own the file), and *what* an Allow rule permits (`readOnly`: only
-//! reads; `ownerOnly`: only the owner).
+//! Conditions say what stays permitted (`readOnly`: reads; `ownerOnly`: the file's owner). A
+//! Block/Audit rule with conditions fires on any access outside that set (with both: a write,
+//! or any access by someone else); an Allow rule permits only accesses inside it.
 
 use crate::ir::{EffectiveRules, Rule};
 use crate::model::{Action, Category, Source, Target};
@@ -103,7 +103,13 @@ pub fn decide(eff: &EffectiveRules<'_>, a: &Access<'_>) -> Verdict {
         let not_owner = a.owner_uid.is_some_and(|o| o != a.uid);
         match rule.action {
             Action::Block | Action::Audit => {
-                let fires = (!rule.read_only || a.write) && (!rule.owner_only || not_owner);
+                // The conditions name what stays permitted (reads; the owner): a Block/Audit
+                // rule with conditions fires on anything outside that set (KubeArmor's
+                // multiubuntu scenarios 07/08: the owner may read, nobody may write, others
+                // may not read).
+                let fires = (!rule.read_only && !rule.owner_only)
+                    || (rule.read_only && a.write)
+                    || (rule.owner_only && not_owner);
                 if !fires {
                     continue;
                 }
@@ -345,6 +351,20 @@ mod tests {
             Verdict::Pass
         );
         assert!(decide(&eff, &open("/bin/cat", "/home/u/secret", 0, 1000, false)).denies());
+        // Both conditions: the owner may read; writes and other users are denied.
+        let ir = compile_src(&hsp("  file:
+    matchPaths:
+    - path: /home/u/k
+      readOnly: true
+      ownerOnly: true
+  action: Block
+"));
+        let eff = ir.effective(&host());
+        let k = |uid, write| decide(&eff, &open("/bin/cat", "/home/u/k", uid, 1000, write));
+        assert_eq!(k(1000, false), Verdict::Pass);
+        assert!(k(1000, true).denies());
+        assert!(k(0, false).denies());
+        assert!(k(0, true).denies());
     }
 
     #[test]

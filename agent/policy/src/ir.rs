@@ -311,7 +311,12 @@ pub fn compile(inputs: &[SourcePolicy], posture: Posture) -> Result<CompiledPoli
         for (policy, r) in specs {
             if r.action == Action::Allow {
                 let category = r.target.category();
-                if r.from_source.is_empty() {
+                // KubeArmor puts a container's whole network in allow-list mode even for an
+                // Allow rule with fromSource (multiubuntu scenario 12: `wget` falls to the
+                // posture beside an Allow for curl); host policies scope it to the source.
+                let container_network =
+                    category == Category::Network && !matches!(selector, WorkloadSelector::Host(_));
+                if r.from_source.is_empty() || container_network {
                     allow.insert(AllowScope {
                         category,
                         source: None,

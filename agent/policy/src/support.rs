@@ -61,6 +61,8 @@ pub enum Support {
     AuditOnly(&'static str),
     /// Not expressible at all: ignored (reported).
     Ignored(&'static str),
+    /// Enforced for part of what the rule covers; the rest is neither blocked nor observed.
+    Partial(&'static str),
 }
 
 const NO_LSM: &str = "the audit enforcer has no LSM: operations are observed, never blocked";
@@ -70,6 +72,8 @@ const GLOB_IN_KERNEL: &str =
     "glob patterns are not compiled into BPF maps; matched in user space from events";
 const FANOTIFY_NO_CAPS: &str = "capability checks have no hook on kernels without BPF-LSM and \
      AppArmor (no LSM, no tracepoint): the fanotify enforcer neither blocks nor observes them";
+const FANOTIFY_PACKET: &str = "enforced for inet and inet6 sockets; packet sockets (AF_PACKET, \
+     e.g. arping) are created without a cgroup-BPF hook: neither blocked nor observed";
 const DNS: &str = "DNS query rules have no enforcer yet";
 const SYSCALLS: &str = "syscall rules are audit-only by definition";
 
@@ -85,6 +89,11 @@ pub fn support(
         Target::Syscall { .. } => return Support::AuditOnly(SYSCALLS),
         Target::Capability { .. } if enforcer == Enforcer::Fanotify => {
             return Support::Ignored(FANOTIFY_NO_CAPS);
+        }
+        Target::Protocol(p)
+            if enforcer == Enforcer::Fanotify && matches!(p.as_str(), "raw" | "packet" | "all") =>
+        {
+            return Support::Partial(FANOTIFY_PACKET);
         }
         _ => {}
     }

@@ -157,6 +157,7 @@ pub fn render(ir: &CompiledPolicy, report: &SupportReport) -> String {
             let (what, reason) = match d.support {
                 support::Support::AuditOnly(r) => ("audit only", r),
                 support::Support::Ignored(r) => ("ignored", r),
+                support::Support::Partial(r) => ("partly enforced", r),
                 support::Support::Enforced => ("enforced", ""),
             };
             let rule = d.rule.map_or_else(|| "-".to_string(), |r| format!("#{r}"));

@@ -191,6 +191,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ready_file: a.ready_file.clone(),
         node: node.clone(),
         alerts_per_sec: a.alerts_per_sec,
+        workload_map: match &a.workloads {
+            Some(p) => Some(crate::workloads::WorkloadMap::load(p)?),
+            None => None,
+        },
+        workloads_file: a.workloads_file.clone(),
     };
     if engine == Enforcer::Fanotify {
         daemon::run_fanotify(ir, &host, &source, engine, scope, &out)?;

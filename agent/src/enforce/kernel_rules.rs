@@ -133,7 +133,7 @@ impl KernelRules {
         for rule in &eff.rules {
             let action =
                 match support::support(enforcer, &rule.target, &rule.from_source, rule.action) {
-                    Support::Enforced => rule.action,
+                    Support::Enforced | Support::Partial(_) => rule.action,
                     Support::AuditOnly(_) => Action::Audit,
                     Support::Ignored(_) => {
                         self.not_in_kernel.push(rule.id);

@@ -205,7 +205,8 @@ static __always_inline void eval_set(struct hook *c, struct armlet_rule_set *set
                 if (v->allow_rule == ARMLET_NO_RULE)
                     v->allow_rule = r->rule_id;
             }
-        } else if ((!ro || c->write) && (!oo || c->not_owner)) {
+        } else if ((!ro && !oo) || (ro && c->write) || (oo && c->not_owner)) {
+            /* conditions name what stays permitted; anything outside fires (eval.rs) */
             if (r->action == ARMLET_ACT_BLOCK) {
                 if (v->block_rule == ARMLET_NO_RULE)
                     v->block_rule = r->rule_id;

@@ -100,7 +100,8 @@ int armlet_sock_create(struct bpf_sock *sk)
     key.class = ARMLET_SOCK_CLASS(ids[0], ids[1], ids[2]);
     key.generation = (__u8)st->generation;
     __u32 *v = 0;
-    key.source = caller_source(key.generation);
+    __u16 source = caller_source(key.generation);
+    key.source = source;
     if (key.source)
         v = bpf_map_lookup_elem(&armlet_sock_policy, &key);
     if (!v) {
@@ -119,7 +120,8 @@ int armlet_sock_create(struct bpf_sock *sk)
         e->type = type;
         e->protocol = protocol;
         e->denied = deny;
-        e->_pad = 0;
+        e->source = source;
+        bpf_get_current_comm(e->comm, sizeof(e->comm));
         bpf_ringbuf_submit(e, 0);
     } else {
         sock_count(ARMLET_SOCK_CNT_DROPS);

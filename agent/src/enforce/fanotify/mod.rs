@@ -43,6 +43,7 @@ use armlet_policy::ir::{CompiledPolicy, Workload};
 use armlet_policy::model::{Action, Category};
 
 use crate::alert::{DecisionEvent, WorkloadInfo};
+use crate::workloads::Container;
 use marks::{MarkPlan, Mask, Object};
 use procread::{Intent, PathBuf64};
 
@@ -99,6 +100,15 @@ struct Policy {
     /// cgroup-v2 path standing in for the host (None: every task on the node).
     scope: Option<Vec<u8>>,
     enforce: bool,
+    /// Container workloads, by cgroup-v2 path (checked before the host).
+    containers: Vec<CtPolicy>,
+}
+
+#[derive(Debug, Clone)]
+struct CtPolicy {
+    cgroup: Vec<u8>,
+    workload: Workload,
+    info: WorkloadInfo,
 }
 
 #[derive(Debug)]
@@ -129,6 +139,28 @@ pub struct Fanotify {
     last_plan: MarkPlan,
     net: net::SockGuard,
     net_classes: usize,
+    cgroup2: String,
+    enforce: bool,
+    containers: Vec<Container>,
+    /// One cgroup socket program per container cgroup, by container id (with its init pid).
+    ct_net: BTreeMap<String, (u32, net::SockGuard)>,
+}
+
+/// How a container is confined after an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    pub id: String,
+    pub rules: usize,
+    pub enforced: bool,
+    /// Why not (or what is only partly watched).
+    pub problems: Vec<String>,
+}
+
+fn prefixed(root: &str, o: &Object) -> Object {
+    match o {
+        Object::Dir(d) => Object::Dir(format!("{root}{d}")),
+        Object::Mount(m) => Object::Mount(format!("{root}{m}")),
+    }
 }
 
 /// A scope given as a cgroup path (`/armlet-test`) or a path below the cgroup-v2 mount
@@ -191,6 +223,7 @@ impl Fanotify {
         host: &Workload,
         scope: Option<String>,
         cgroup_dir: &std::path::Path,
+        cgroup2: &str,
         enforce: bool,
     ) -> Result<Fanotify, FanotifyError> {
         let net = net::SockGuard::attach(cgroup_dir, enforce)?;
@@ -217,6 +250,7 @@ impl Fanotify {
                 host: host.clone(),
                 scope: scope.map(String::into_bytes),
                 enforce,
+                containers: Vec::new(),
             })),
             generation: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -240,29 +274,111 @@ impl Fanotify {
             last_plan: MarkPlan::default(),
             net,
             net_classes: 0,
+            cgroup2: cgroup2.trim_end_matches('/').to_string(),
+            enforce,
+            containers: Vec::new(),
+            ct_net: BTreeMap::new(),
         })
     }
 
-    /// Put `ir` in force: add the marks it needs, swap the policy, remove stale marks. A mark
-    /// that cannot be added fails the apply and leaves the previous policy in force (marks
-    /// added so far stay: they only cost answers, never change a decision).
+    /// Put `ir` in force for the host and the known containers: add the marks it needs,
+    /// swap the policy, remove stale marks. A host mark that cannot be added fails the apply
+    /// and leaves the previous policy in force (marks added so far stay: they only cost
+    /// answers, never change a decision); a container's problems are reported per container.
     pub fn apply(
         &mut self,
         ir: &CompiledPolicy,
         host: &Workload,
     ) -> Result<&MarkPlan, FanotifyError> {
+        let containers = self.containers.clone();
+        self.reconfigure(ir, host, containers)
+            .map(|_| &self.last_plan)
+    }
+
+    /// The containers changed (started, stopped): confine the new set with the policy in
+    /// force.
+    pub fn set_containers(
+        &mut self,
+        containers: Vec<Container>,
+    ) -> Result<Vec<ContainerState>, FanotifyError> {
+        let cur = self.shared.current();
+        let (ir, host) = (cur.ir.clone(), cur.host.clone());
+        self.reconfigure(&ir, &host, containers)
+    }
+
+    fn reconfigure(
+        &mut self,
+        ir: &CompiledPolicy,
+        host: &Workload,
+        containers: Vec<Container>,
+    ) -> Result<Vec<ContainerState>, FanotifyError> {
         let mounts =
             std::fs::read_to_string("/proc/self/mountinfo").map_err(FanotifyError::Mounts)?;
         let mounts = marks::parse_mountinfo(&mounts);
         let eff = ir.effective(host);
-        let plan = marks::plan(&[&eff], &mounts, &|d| std::path::Path::new(d).is_dir());
-        self.net_classes = self.net.apply(&eff)?;
+        let mut plan = marks::plan(&[&eff], &mounts, &|d| std::path::Path::new(d).is_dir());
+        self.net_classes = self.net.apply(&eff, "")?;
         let fd = self.fd.as_raw_fd();
         for (obj, mask) in &plan.marks {
             if self.marks.get(obj) != Some(mask) {
                 mark(fd, true, obj, *mask)?;
             }
         }
+        // Containers: their paths are container paths, reached through /proc/<pid>/root.
+        let mut states = Vec::new();
+        let mut ct_net = std::mem::take(&mut self.ct_net);
+        let mut next_net = BTreeMap::new();
+        for c in &containers {
+            let root = c.root();
+            let ceff = ir.effective(&c.workload());
+            let mut st = ContainerState {
+                id: c.id.clone(),
+                rules: ceff.rules.len(),
+                enforced: true,
+                problems: Vec::new(),
+            };
+            let cmounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", c.init_pid))
+                .map(|t| marks::parse_mountinfo(&t))
+                .unwrap_or_default();
+            let cplan = marks::plan(&[&ceff], &cmounts, &|d| {
+                std::path::Path::new(&format!("{root}{d}")).is_dir()
+            });
+            for (obj, mask) in &cplan.marks {
+                let obj = prefixed(&root, obj);
+                if self.marks.get(&obj) != Some(mask)
+                    && let Err(e) = mark(fd, true, &obj, *mask)
+                {
+                    st.enforced = false;
+                    st.problems.push(e.to_string());
+                    continue;
+                }
+                let e = plan.marks.entry(obj).or_default();
+                e.open |= mask.open;
+                e.exec |= mask.exec;
+            }
+            st.problems
+                .extend(cplan.unmarked.iter().map(|u| format!("{}: {u}", c.name)));
+            let guard = match ct_net.remove(&c.id) {
+                Some((pid, g)) if pid == c.init_pid => Ok(g),
+                _ => net::SockGuard::attach(
+                    std::path::Path::new(&format!("{}{}", self.cgroup2, c.cgroup)),
+                    self.enforce,
+                ),
+            };
+            match guard.and_then(|mut g| g.apply(&ceff, &root).map(|_| g)) {
+                Ok(g) => {
+                    next_net.insert(c.id.clone(), (c.init_pid, g));
+                }
+                Err(e) => {
+                    st.enforced = false;
+                    st.problems.push(format!("network rules: {e}"));
+                }
+            }
+            states.push(st);
+        }
+        // Guards left in `ct_net` belong to containers that are gone: dropped here (detached).
+        drop(ct_net);
+        self.ct_net = next_net;
         {
             let cur = self.shared.current();
             let next = Arc::new(Policy {
@@ -270,6 +386,14 @@ impl Fanotify {
                 host: host.clone(),
                 scope: cur.scope.clone(),
                 enforce: cur.enforce,
+                containers: containers
+                    .iter()
+                    .map(|c| CtPolicy {
+                        cgroup: c.cgroup.clone().into_bytes(),
+                        workload: c.workload(),
+                        info: c.info(),
+                    })
+                    .collect(),
             });
             match self.shared.policy.lock() {
                 Ok(mut p) => *p = next,
@@ -284,13 +408,14 @@ impl Fanotify {
                 exec: old.exec && !keep.exec,
             };
             if !gone.is_empty() {
-                // A mark that cannot be removed only costs answers; it is not an error.
+                // A mark that cannot be removed (its container is gone) only costs answers.
                 let _ = mark(fd, false, obj, gone);
             }
         }
         self.marks = plan.marks.clone();
         self.last_plan = plan;
-        Ok(&self.last_plan)
+        self.containers = containers;
+        Ok(states)
     }
 
     /// Alerts decided since the last call (file and exec decisions from the decision thread,
@@ -300,8 +425,28 @@ impl Fanotify {
         let deadline = std::time::Instant::now() + timeout;
         let pol = self.shared.current();
         let eff = pol.ir.effective(&pol.host);
+        let host_info = WorkloadInfo {
+            host: true,
+            ..WorkloadInfo::default()
+        };
+        let ct: Vec<_> = pol
+            .containers
+            .iter()
+            .map(|c| {
+                (
+                    c.info.container_id.clone(),
+                    pol.ir.effective(&c.workload),
+                    c.info.clone(),
+                )
+            })
+            .collect();
         loop {
-            self.net.drain(&eff, &mut out);
+            self.net.drain(&eff, &host_info, &mut out);
+            for (id, ceff, info) in &ct {
+                if let Some((_, g)) = self.ct_net.get_mut(id) {
+                    g.drain(ceff, info, &mut out);
+                }
+            }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if let Ok(first) = self
                 .alerts
@@ -368,6 +513,11 @@ fn decision_loop(fd: RawFd, shared: &Shared, tx: &SyncSender<DecisionEvent>) {
         let pol = shared.current();
         let generation = shared.generation.load(Ordering::SeqCst);
         let eff = pol.ir.effective(&pol.host);
+        let ct_effs: Vec<_> = pol
+            .containers
+            .iter()
+            .map(|c| pol.ir.effective(&c.workload))
+            .collect();
         loop {
             if shared.stop.load(Ordering::SeqCst) {
                 break 'policy;
@@ -397,8 +547,17 @@ fn decision_loop(fd: RawFd, shared: &Shared, tx: &SyncSender<DecisionEvent>) {
                     c.overflows.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                let (deny, alert) =
-                    decide(&pol, &eff, &mut s, me, mask, efd, tid.unsigned_abs(), c);
+                let (deny, alert) = decide(
+                    &pol,
+                    &eff,
+                    &ct_effs,
+                    &mut s,
+                    me,
+                    mask,
+                    efd,
+                    tid.unsigned_abs(),
+                    c,
+                );
                 let resp = libc::fanotify_response {
                     fd: efd,
                     response: if deny {
@@ -454,7 +613,8 @@ fn utf8(b: &[u8]) -> std::borrow::Cow<'_, str> {
 )]
 fn decide(
     pol: &Policy,
-    eff: &armlet_policy::ir::EffectiveRules<'_>,
+    host_eff: &armlet_policy::ir::EffectiveRules<'_>,
+    ct_effs: &[armlet_policy::ir::EffectiveRules<'_>],
     s: &mut Scratch,
     me: u32,
     mask: u64,
@@ -490,7 +650,7 @@ fn decide(
         } else {
             Resource::File(&target)
         };
-        if !governed(eff, &resource) {
+        if !governed(host_eff, &resource) && !ct_effs.iter().any(|e| governed(e, &resource)) {
             c.ungoverned.fetch_add(1, Ordering::Relaxed);
             return (false, None);
         }
@@ -499,14 +659,26 @@ fn decide(
     let Some(n) = procread::read_into(&mut s.path, Some(tid), "cgroup", &mut s.cgroup) else {
         return unattributed();
     };
-    if let Some(scope) = &pol.scope {
-        let in_scope = procread::cgroup_v2(&s.cgroup[..n])
-            .is_some_and(|cg| procread::cgroup_within(cg, scope));
-        if !in_scope {
-            c.out_of_scope.fetch_add(1, Ordering::Relaxed);
-            return (false, None);
+    let cg = procread::cgroup_v2(&s.cgroup[..n]).unwrap_or(b"");
+    let container = pol
+        .containers
+        .iter()
+        .position(|ct| procread::cgroup_within(cg, &ct.cgroup));
+    let eff = match container {
+        Some(i) => match ct_effs.get(i) {
+            Some(e) => e,
+            None => return unattributed(),
+        },
+        None => {
+            if let Some(scope) = &pol.scope
+                && !procread::cgroup_within(cg, scope)
+            {
+                c.out_of_scope.fetch_add(1, Ordering::Relaxed);
+                return (false, None);
+            }
+            host_eff
         }
-    }
+    };
     let Some(n) = procread::read_into(&mut s.path, Some(tid), "status", &mut s.status) else {
         return unattributed();
     };
@@ -587,9 +759,12 @@ fn decide(
         comm: utf8(&s.comm[..cn]).trim_end().to_string(),
         source: exe.into_owned(),
         resource: target.into_owned(),
-        workload: WorkloadInfo {
-            host: true,
-            ..WorkloadInfo::default()
+        workload: match container.and_then(|i| pol.containers.get(i)) {
+            Some(ct) => ct.info.clone(),
+            None => WorkloadInfo {
+                host: true,
+                ..WorkloadInfo::default()
+            },
         },
     };
     (deny, Some(alert))

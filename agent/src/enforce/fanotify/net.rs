@@ -266,6 +266,8 @@ pub struct SockGuard {
     keys: Vec<abi::SockKey>,
     source_keys: Vec<abi::SourceKey>,
     classes: usize,
+    /// fromSource paths by id (names the caller when it exited before its alert was built).
+    source_paths: Vec<(u16, String)>,
 }
 
 impl std::fmt::Debug for SockGuard {
@@ -331,13 +333,16 @@ impl SockGuard {
             keys: Vec::new(),
             source_keys: Vec::new(),
             classes: 0,
+            source_paths: Vec::new(),
         })
     }
 
     /// Replace the tables: write the next generation, flip the generation in the settings,
     /// then delete the previous generation (the kernel never sees a half-written policy).
     /// Returns the number of (class, source) entries.
-    pub fn apply(&mut self, eff: &EffectiveRules<'_>) -> Result<usize, NetError> {
+    /// `root`: prefix under which the workload's paths are found (`/proc/<pid>/root` for a
+    /// container, empty for the host) — fromSource executables are stat'ed there.
+    pub fn apply(&mut self, eff: &EffectiveRules<'_>, root: &str) -> Result<usize, NetError> {
         let table = class_table(eff)?;
         let next = self.generation ^ 1;
         let mut source_keys = Vec::new();
@@ -350,7 +355,8 @@ impl SockGuard {
             .map_err(map_err(maps::SOCK_SOURCES))?;
             for (id, path) in &table.sources {
                 // A source that does not exist on this node cannot run here: nothing to match.
-                if let Some(k) = crate::enforce::bpf_lsm::source_key(path, next) {
+                if let Some(k) = crate::enforce::bpf_lsm::source_key(&format!("{root}{path}"), next)
+                {
                     m.insert(k, u32::from(*id), 0)
                         .map_err(map_err(maps::SOCK_SOURCES))?;
                     source_keys.push(k);
@@ -405,11 +411,17 @@ impl SockGuard {
         self.classes = keys.len();
         self.keys = keys;
         self.source_keys = source_keys;
+        self.source_paths = table.sources;
         Ok(self.classes)
     }
 
     /// Read the waiting socket records and turn each into an alert (or nothing).
-    pub fn drain(&mut self, eff: &EffectiveRules<'_>, out: &mut Vec<DecisionEvent>) {
+    pub fn drain(
+        &mut self,
+        eff: &EffectiveRules<'_>,
+        info: &WorkloadInfo,
+        out: &mut Vec<DecisionEvent>,
+    ) {
         for _ in 0..MAX_BATCH {
             let Some(item) = self.events.next() else {
                 break;
@@ -418,7 +430,12 @@ impl SockGuard {
                 continue;
             };
             drop(item);
-            if let Some(d) = socket_alert(eff, &ev) {
+            let known = self
+                .source_paths
+                .iter()
+                .find(|(id, _)| u32::from(*id) == ev.source)
+                .map(|(_, p)| p.as_str());
+            if let Some(d) = socket_alert(eff, info, &ev, known) {
                 out.push(d);
             }
         }
@@ -438,10 +455,53 @@ impl SockGuard {
     }
 }
 
-fn socket_alert(eff: &EffectiveRules<'_>, ev: &abi::SockEvent) -> Option<DecisionEvent> {
-    let exe = std::fs::read_link(format!("/proc/{}/exe", ev.tgid))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+/// KubeArmor's form of a socket in alerts: `domain=AF_INET type=SOCK_RAW protocol=ICMP`
+/// (the protocol by its armlet name, upper-case, when the socket has one).
+pub fn socket_resource(family: u32, sock_type: u32, protocol: u32, name: &str) -> String {
+    let domain = match family {
+        1 => "AF_UNIX".to_string(),
+        2 => "AF_INET".to_string(),
+        10 => "AF_INET6".to_string(),
+        17 => "AF_PACKET".to_string(),
+        f => format!("{f}"),
+    };
+    let ty = match sock_type & 0xf {
+        1 => "SOCK_STREAM".to_string(),
+        2 => "SOCK_DGRAM".to_string(),
+        3 => "SOCK_RAW".to_string(),
+        4 => "SOCK_RDM".to_string(),
+        5 => "SOCK_SEQPACKET".to_string(),
+        6 => "SOCK_DCCP".to_string(),
+        t => format!("{t}"),
+    };
+    let proto = match protocol {
+        1 => "ICMP".to_string(),
+        6 => "TCP".to_string(),
+        17 => "UDP".to_string(),
+        58 => "ICMPV6".to_string(),
+        132 => "SCTP".to_string(),
+        _ if !name.is_empty() => name.to_ascii_uppercase(),
+        p => format!("{p}"),
+    };
+    format!("domain={domain} type={ty} protocol={proto}")
+}
+
+fn socket_alert(
+    eff: &EffectiveRules<'_>,
+    info: &WorkloadInfo,
+    ev: &abi::SockEvent,
+    known_source: Option<&str>,
+) -> Option<DecisionEvent> {
+    // The kernel matched the caller's exe against the sources already; a process that is
+    // gone by now is still named by that source.
+    let exe = known_source.map_or_else(
+        || {
+            std::fs::read_link(format!("/proc/{}/exe", ev.tgid))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        },
+        str::to_string,
+    );
     let names = names_of(socket_ids(ev.family, ev.sock_type, ev.protocol));
     let (v, name) = class_verdict(eff, &names, &exe, ev.uid);
     let denied = ev.denied != 0;
@@ -462,9 +522,7 @@ fn socket_alert(eff: &EffectiveRules<'_>, ev: &abi::SockEvent) -> Option<Decisio
         .find_map(|l| l.strip_prefix("PPid:"))
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or(0);
-    let comm = std::fs::read_to_string(format!("/proc/{}/comm", ev.tgid))
-        .map(|c| c.trim_end().to_string())
-        .unwrap_or_default();
+    let comm = abi::c_str(&ev.comm);
     Some(DecisionEvent {
         timestamp: SystemTime::now(),
         category: Category::Network,
@@ -476,11 +534,8 @@ fn socket_alert(eff: &EffectiveRules<'_>, ev: &abi::SockEvent) -> Option<Decisio
         uid: ev.uid,
         comm,
         source: exe,
-        resource: name.to_string(),
-        workload: WorkloadInfo {
-            host: true,
-            ..WorkloadInfo::default()
-        },
+        resource: socket_resource(ev.family, ev.sock_type, ev.protocol, name),
+        workload: info.clone(),
     })
 }
 

@@ -137,7 +137,10 @@ pub struct Fanotify {
     alerts: Receiver<DecisionEvent>,
     marks: BTreeMap<Object, Mask>,
     last_plan: MarkPlan,
-    net: net::SockGuard,
+    /// The host's cgroup socket program: attached only while the host has network rules
+    /// (nothing is attached to a cgroup that no rule concerns).
+    net: Option<net::SockGuard>,
+    net_dir: std::path::PathBuf,
     net_classes: usize,
     cgroup2: String,
     enforce: bool,
@@ -226,7 +229,6 @@ impl Fanotify {
         cgroup2: &str,
         enforce: bool,
     ) -> Result<Fanotify, FanotifyError> {
-        let net = net::SockGuard::attach(cgroup_dir, enforce)?;
         // SAFETY: plain syscall; the returned fd is checked and owned below.
         #[allow(unsafe_code, reason = "fanotify_init(2); no safe wrapper")]
         let raw = unsafe {
@@ -272,7 +274,8 @@ impl Fanotify {
             alerts,
             marks: BTreeMap::new(),
             last_plan: MarkPlan::default(),
-            net,
+            net: None,
+            net_dir: cgroup_dir.to_path_buf(),
             net_classes: 0,
             cgroup2: cgroup2.trim_end_matches('/').to_string(),
             enforce,
@@ -317,7 +320,18 @@ impl Fanotify {
         let mounts = marks::parse_mountinfo(&mounts);
         let eff = ir.effective(host);
         let mut plan = marks::plan(&[&eff], &mounts, &|d| std::path::Path::new(d).is_dir());
-        self.net_classes = self.net.apply(&eff, "")?;
+        self.net_classes = if net::class_table(&eff)?.entries.is_empty() {
+            self.net = None;
+            0
+        } else {
+            let mut g = match self.net.take() {
+                Some(g) => g,
+                None => net::SockGuard::attach(&self.net_dir, self.enforce)?,
+            };
+            let n = g.apply(&eff, "")?;
+            self.net = Some(g);
+            n
+        };
         let fd = self.fd.as_raw_fd();
         for (obj, mask) in &plan.marks {
             if self.marks.get(obj) != Some(mask) {
@@ -358,6 +372,19 @@ impl Fanotify {
             }
             st.problems
                 .extend(cplan.unmarked.iter().map(|u| format!("{}: {u}", c.name)));
+            let has_net = match net::class_table(&ceff) {
+                Ok(t) => !t.entries.is_empty(),
+                Err(e) => {
+                    st.enforced = false;
+                    st.problems.push(format!("network rules: {e}"));
+                    false
+                }
+            };
+            if !has_net {
+                ct_net.remove(&c.id);
+                states.push(st);
+                continue;
+            }
             let guard = match ct_net.remove(&c.id) {
                 Some((pid, g)) if pid == c.init_pid => Ok(g),
                 _ => net::SockGuard::attach(
@@ -441,7 +468,9 @@ impl Fanotify {
             })
             .collect();
         loop {
-            self.net.drain(&eff, &host_info, &mut out);
+            if let Some(g) = &mut self.net {
+                g.drain(&eff, &host_info, &mut out);
+            }
             for (id, ceff, info) in &ct {
                 if let Some((_, g)) = self.ct_net.get_mut(id) {
                     g.drain(ceff, info, &mut out);
@@ -468,7 +497,13 @@ impl Fanotify {
     /// Socket classes with a kernel verdict, and the socket program's (denials, dropped
     /// records).
     pub fn net_stats(&self) -> (usize, (u64, u64)) {
-        (self.net_classes, self.net.counters())
+        let mut c = self.net.as_ref().map_or((0, 0), net::SockGuard::counters);
+        for (_, g) in self.ct_net.values() {
+            let (d, r) = g.counters();
+            c.0 += d;
+            c.1 += r;
+        }
+        (self.net_classes, c)
     }
 
     pub fn counters(&self) -> &Counters {

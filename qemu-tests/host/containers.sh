@@ -5,6 +5,8 @@
 #
 #   ct_setup WORK CGROUP_PARENT NAME...   build the rootfs, start containers NAME (runc ids),
 #                                         the test host (HTTP + DNS) and the veth links
+#   ct_prepare WORK CGROUP_PARENT         only the rootfs and the test host
+#   ct_start NAME                         one more container (after ct_setup/ct_prepare)
 #   ct_cleanup                            stop everything started here (by PID / by our ids)
 #
 # The root file system: the machine's Debian /usr (read-only bind mount: the packages
@@ -117,11 +119,19 @@ PY
 }
 
 ct_setup() { # WORK CGROUP_PARENT NAME...
-    CT_WORK=$1 CT_CGROUP=$2
+    ct_prepare "$1" "$2" || return 1
     shift 2
-    [ $# -gt 0 ] || return 0
+    local name
+    for name in "$@"; do
+        ct_start "$name" || return 1
+    done
+}
+
+ct_prepare() { # WORK CGROUP_PARENT: the rootfs template and the test host (once)
+    [ -z "$CT_TH" ] || return 0
+    CT_WORK=$1 CT_CGROUP=$2
     command -v runc >/dev/null || { ct_log "runc is missing (scripts/setup-dev.sh installs it)"; return 1; }
-    local tmpl="$CT_WORK/ct/rootfs" i=0 name b pid
+    local tmpl="$CT_WORK/ct/rootfs"
     ct_build_rootfs "$tmpl" || return 1
     CT_TH="armlet-th-$$"
     ip netns add "$CT_TH" || return 1
@@ -136,34 +146,36 @@ ct_setup() { # WORK CGROUP_PARENT NAME...
     ip netns exec "$CT_TH" python3 "$QT_DIR/host/dns.py" 0.0.0.0 "${CT_OUTSIDE[@]}" \
         >"$CT_WORK/ct/dns.log" 2>&1 &
     CT_TH_PIDS+=($!)
-    for name in "$@"; do
-        i=$((i + 1))
-        b="$CT_WORK/ct/$name"
-        mkdir -p "$b"
-        cp -a "$tmpl" "$b/rootfs"
-        echo "$name" >"$b/rootfs/etc/hostname"
-        printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$name" >"$b/rootfs/etc/hosts"
-        echo "nameserver 10.203.$i.1" >"$b/rootfs/etc/resolv.conf"
-        ct_config "$b" "$name" || return 1
-        runc run -d --bundle "$b" "$name" </dev/null >"$b/run.log" 2>&1 || { cat "$b/run.log" >&2; return 1; }
-        CT_NAMES+=("$name")
-        pid=$(runc state "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])') || return 1
-        ip link add "ath$i-$$" type veth peer name "act$i-$$" || return 1
-        ip link set "act$i-$$" netns "$pid"
-        ip link set "ath$i-$$" netns "$CT_TH"
-        ip -n "$CT_TH" addr add "10.203.$i.1/24" dev "ath$i-$$"
-        ip -n "$CT_TH" link set "ath$i-$$" up
-        nsenter -t "$pid" -n ip link set lo up
-        nsenter -t "$pid" -n ip addr add "10.203.$i.2/24" dev "act$i-$$"
-        nsenter -t "$pid" -n ip link set "act$i-$$" up
-        nsenter -t "$pid" -n ip route add default via "10.203.$i.1"
-        ct_log "$name: pid $pid, cgroup $CT_CGROUP/$name, 10.203.$i.2"
-    done
     # The test host's servers are up before the first command.
     for i in $(seq 50); do
         ip netns exec "$CT_TH" python3 -c 'import socket; socket.create_connection(("142.250.193.46", 80), 1)' 2>/dev/null && break
         sleep 0.1
     done
+}
+
+ct_start() { # NAME: one more container on the prepared rootfs and test host
+    local name=$1 tmpl="$CT_WORK/ct/rootfs" b pid i
+    i=$(( ${#CT_NAMES[@]} + 1 ))
+    b="$CT_WORK/ct/$name"
+    mkdir -p "$b"
+    cp -a "$tmpl" "$b/rootfs"
+    echo "$name" >"$b/rootfs/etc/hostname"
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$name" >"$b/rootfs/etc/hosts"
+    echo "nameserver 10.203.$i.1" >"$b/rootfs/etc/resolv.conf"
+    ct_config "$b" "$name" || return 1
+    runc run -d --bundle "$b" "$name" </dev/null >"$b/run.log" 2>&1 || { cat "$b/run.log" >&2; return 1; }
+    CT_NAMES+=("$name")
+    pid=$(runc state "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])') || return 1
+    ip link add "ath$i-$$" type veth peer name "act$i-$$" || return 1
+    ip link set "act$i-$$" netns "$pid"
+    ip link set "ath$i-$$" netns "$CT_TH"
+    ip -n "$CT_TH" addr add "10.203.$i.1/24" dev "ath$i-$$"
+    ip -n "$CT_TH" link set "ath$i-$$" up
+    nsenter -t "$pid" -n ip link set lo up
+    nsenter -t "$pid" -n ip addr add "10.203.$i.2/24" dev "act$i-$$"
+    nsenter -t "$pid" -n ip link set "act$i-$$" up
+    nsenter -t "$pid" -n ip route add default via "10.203.$i.1"
+    ct_log "$name: pid $pid, cgroup $CT_CGROUP/$name, 10.203.$i.2"
 }
 
 ct_cleanup() {

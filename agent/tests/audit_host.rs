@@ -9,21 +9,15 @@
     reason = "integration tests: a failure should stop at its line"
 )]
 
+mod common;
+
 use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn can_run() -> Result<(), String> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .unwrap_or_default();
-    if uid != "0" {
+    if !common::is_root() {
         return Err("not root".into());
     }
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {

@@ -12,6 +12,8 @@
     reason = "integration tests: a failure should stop at its line"
 )]
 
+mod common;
+
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,15 +29,7 @@ fn cgroup2() -> Option<String> {
 }
 
 fn can_run() -> Result<String, String> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .unwrap_or_default();
-    if uid != "0" {
+    if !common::is_root() {
         return Err("not root".into());
     }
     if !Path::new("/proc/sys/fs/fanotify").exists() {

@@ -278,6 +278,13 @@ impl std::fmt::Debug for SockGuard {
     }
 }
 
+fn hash<'a, K: aya::Pod, V: aya::Pod>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<HashMap<&'a mut MapData, K, V>, NetError> {
+    HashMap::try_from(ebpf.map_mut(name).ok_or(NetError::Missing(name))?).map_err(map_err(name))
+}
+
 fn settings(enforce: bool, generation: u8) -> abi::SockSettings {
     abi::SockSettings {
         enforce: u32::from(enforce),
@@ -347,12 +354,8 @@ impl SockGuard {
         let next = self.generation ^ 1;
         let mut source_keys = Vec::new();
         {
-            let mut m: HashMap<&mut MapData, abi::SourceKey, u32> = HashMap::try_from(
-                self.ebpf
-                    .map_mut(maps::SOCK_SOURCES)
-                    .ok_or(NetError::Missing(maps::SOCK_SOURCES))?,
-            )
-            .map_err(map_err(maps::SOCK_SOURCES))?;
+            let mut m: HashMap<&mut MapData, abi::SourceKey, u32> =
+                hash(&mut self.ebpf, maps::SOCK_SOURCES)?;
             for (id, path) in &table.sources {
                 // A source that does not exist on this node cannot run here: nothing to match.
                 if let Some(k) = crate::enforce::bpf_lsm::source_key(&format!("{root}{path}"), next)
@@ -365,12 +368,8 @@ impl SockGuard {
         }
         let mut keys = Vec::new();
         {
-            let mut m: HashMap<&mut MapData, abi::SockKey, u32> = HashMap::try_from(
-                self.ebpf
-                    .map_mut(maps::SOCK_POLICY)
-                    .ok_or(NetError::Missing(maps::SOCK_POLICY))?,
-            )
-            .map_err(map_err(maps::SOCK_POLICY))?;
+            let mut m: HashMap<&mut MapData, abi::SockKey, u32> =
+                hash(&mut self.ebpf, maps::SOCK_POLICY)?;
             for ((class, source), bits) in &table.entries {
                 let k = abi::SockKey {
                     class: *class,

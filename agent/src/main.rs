@@ -14,7 +14,6 @@ mod probe;
 mod procinfo;
 mod procmon;
 mod state;
-#[allow(dead_code, reason = "wired into `armlet run` in the following commits")]
 mod transport;
 
 use std::process::ExitCode;

@@ -116,7 +116,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
              --insecure-dev"
         ),
     };
-    let (ir, origin) = source.load()?;
+    // A bundle pushed over MQTT and applied before a restart is enforced again (the --bundle
+    // file is then older than the recorded serial).
+    let (ir, origin) = match source.load() {
+        Ok(loaded) => loaded,
+        Err(e) => crate::cmd::fleet::active_bundle(&source)?.ok_or(e)?,
+    };
 
     let report = support::plan(chosen, &ir);
     let host = host_workload(&node, &a.labels)?;
@@ -169,6 +174,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ready_file: a.ready_file.clone(),
         node: node.clone(),
         alerts_per_sec: a.alerts_per_sec,
+        mqtt: crate::cmd::fleet::run_config(&a.mqtt, &node, &a.state)?,
     };
     if engine == Enforcer::BpfLsm || bpf_lsm_works {
         // Audit on a BPF-LSM kernel: the same programs, report-only.

@@ -219,6 +219,7 @@ impl Aggregator {
     }
 
     /// Kinds being tracked now.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.pending.len()
     }

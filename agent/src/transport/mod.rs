@@ -60,6 +60,19 @@ impl Session {
         ir: &CompiledPolicy,
     ) -> Result<Session, spool::SpoolError> {
         let verifier = verifier_of(source);
+        // The bundle enforced now becomes the active bundle unless it already is, so a
+        // restart with the same command line enforces it again (its serial is recorded, so
+        // verifying the --bundle file again would be refused as a rollback).
+        if let (Some(v), PolicySource::Bundle { bundle, .. }) = (&verifier, source)
+            && !matches!(v.load_active(), Ok(Some(_)))
+            && let Ok(bytes) = std::fs::read(bundle)
+            && let Err(e) = v.persist_active(&bytes)
+        {
+            eprintln!(
+                "armlet: mqtt: cannot keep {} as the active bundle: {e}",
+                bundle.display()
+            );
+        }
         let status = Status {
             serial: verifier.as_ref().and_then(Verifier::recorded_serial),
             enforcer: enforcer.as_str().to_string(),

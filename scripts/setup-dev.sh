@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what building and testing armlet needs on a fresh machine of this kind, idempotently:
-# clang and the libbpf headers for the eBPF programs, rustfmt and clippy for the stable
+# clang and the libbpf headers for the eBPF programs, Mosquitto and openssl for the MQTT tests, rustfmt and clippy for the stable
 # toolchain, a nightly toolchain and cargo-fuzz for the fuzz targets. Everything comes from the
 # machine's configured registries by package name.
 set -euo pipefail
@@ -26,6 +26,9 @@ have wget || missing+=(wget)
 have ping || missing+=(iputils-ping)
 [ -x /usr/sbin/arping ] || missing+=(arping)
 have su || missing+=(login)
+# MQTT broker tests (agent/tests/mqtt_broker.rs): Debian's Mosquitto and openssl for test certs.
+[ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+have openssl || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

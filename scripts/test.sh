@@ -20,6 +20,14 @@ step "cargo test"
 cargo test --workspace 2>&1 | tee target/test.log | grep -vE '^\s*(Running|Compiling|Doc-tests)' || { tail -50 target/test.log; exit 1; }
 if grep -qE '^test result: FAILED' target/test.log; then exit 1; fi
 
+step "MQTT transport: bench smoke run (no broker; the broker tests run in cargo test above)"
+# agent/tests/mqtt_broker.rs runs in `cargo test --workspace`: Mosquitto (installed by
+# setup-dev.sh) on a free loopback port with test-generated TLS certificates and the shipped
+# ACL, the agent in --enforcer audit. Its broker outage lasts ~15 s (not the 60 s) to
+# keep CI time down; nothing in the mechanism depends on the length. Here: the transport bench,
+# small, in the debug build (figures: `armlet bench mqtt` on a release build, README).
+cargo run -q -p armlet -- bench mqtt --alerts 100000
+
 step "fuzz (bounded)"
 scripts/fuzz.sh "${ARMLET_FUZZ_SECONDS:-15}"
 

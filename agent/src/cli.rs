@@ -18,6 +18,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only add noise to dispatch"
+)]
 pub enum Command {
     /// Check and compile KubeArmor-compatible policies.
     #[command(subcommand)]
@@ -34,6 +38,17 @@ pub enum Command {
     Run(RunArgs),
     /// Show what this host supports and which enforcer armlet would choose, and why.
     Probe(ProbeArgs),
+    /// Push a signed bundle to a node or a group over MQTT and wait for the outcome.
+    Push(PushArgs),
+    /// Read alerts from MQTT.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// Fleet views from MQTT.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+    /// Measure the alert transport (prints figures).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Print version, git revision, target and enforcers compiled in.
     Version,
 }
@@ -318,4 +333,131 @@ pub struct RunArgs {
     /// container name, id, namespace, labels, cgroup, rules in force, enforced.
     #[arg(long)]
     pub workloads_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub mqtt: MqttRunArgs,
+}
+
+/// How to reach the broker (shared by `run`, `push`, `alerts tail`, `fleet status`).
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// Broker URL: mqtts://HOST[:PORT] (TLS, default port 8883) or mqtt://HOST[:PORT] (plain
+    /// TCP, only with --mqtt-insecure-plain).
+    #[arg(long = "mqtt-broker", visible_alias = "broker")]
+    pub broker: Option<String>,
+    /// The broker's CA certificate (PEM), the only one trusted (pinned).
+    #[arg(long = "mqtt-ca")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; its CN is the client identity.
+    #[arg(long = "mqtt-cert")]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM).
+    #[arg(long = "mqtt-key")]
+    pub key: Option<PathBuf>,
+    /// Allow a plain-TCP mqtt:// broker (no encryption, no authentication): tests only.
+    #[arg(long = "mqtt-insecure-plain")]
+    pub insecure_plain: bool,
+    /// Fleet name (the topic level after armlet/v1/).
+    #[arg(long, default_value = "default")]
+    pub fleet: String,
+}
+
+/// MQTT options of `armlet run`.
+#[derive(Debug, Clone, Args)]
+pub struct MqttRunArgs {
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    /// Also receive fleet-wide pushes for this group (armlet/v1/FLEET/group/G/bundle).
+    #[arg(long = "mqtt-group")]
+    pub group: Option<String>,
+    /// Alert spool directory (default: STATE/spool).
+    #[arg(long)]
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool may use on disk.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub spool_max_bytes: u64,
+    /// Seconds over which identical alerts are merged into one with a count (0: never).
+    #[arg(long, default_value_t = 10)]
+    pub aggregate_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    /// The node to push to.
+    #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+    pub node: Option<String>,
+    /// The group to push to (every node started with --mqtt-group G).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// How long to wait for the node's status (or, for a group, to collect outcomes).
+    #[arg(long, default_value = "30s")]
+    pub timeout: humantime::Duration,
+    /// The signed bundle.
+    pub bundle: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Decode alert batches into KubeArmor-style JSON lines; report sequence gaps and duplicates.
+    Tail(AlertsTailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsTailArgs {
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    /// Only this node's alerts.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Print JSON lines (default: one short line per alert).
+    #[arg(long)]
+    pub json: bool,
+    /// A persistent session name: the broker keeps alerts for it while it is away.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Stop after this many alerts.
+    #[arg(long)]
+    pub max: Option<u64>,
+    /// Stop after this long.
+    #[arg(long)]
+    pub timeout: Option<humantime::Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// One line per node from the retained status messages.
+    Status(FleetStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetStatusArgs {
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    /// How long to collect retained status messages.
+    #[arg(long, default_value = "2s")]
+    pub wait: humantime::Duration,
+    /// Print the status documents as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Alerts through aggregate -> encode -> spool with no broker; bytes per alert; spool
+    /// append and recovery times; RSS after the run.
+    Mqtt(BenchMqttArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMqttArgs {
+    /// Alerts to push through.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub alerts: u64,
+    /// Spool directory (default: a fresh temporary directory, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// fdatasync every append (the agent's default).
+    #[arg(long)]
+    pub sync: bool,
 }

@@ -83,6 +83,8 @@ pub struct Outputs {
     /// Container naming (`--workloads`) and the table written for runners (`--workloads-file`).
     pub workload_map: Option<crate::workloads::WorkloadMap>,
     pub workloads_file: Option<PathBuf>,
+    /// Publish alerts and take pushed bundles over MQTT (see `transport`).
+    pub mqtt: Option<crate::transport::Config>,
 }
 
 /// Compile the policy for this node's kernel maps.
@@ -525,6 +527,13 @@ fn serve(
         std::fs::write(ready, "ready\n").with_context(|| format!("writing {}", ready.display()))?;
     }
 
+    let mut mqtt = match &out.mqtt {
+        Some(c) => Some(
+            crate::transport::Session::start(c, source, enforcer_kind, &ir)
+                .context("starting the MQTT transport")?,
+        ),
+        None => None,
+    };
     let mut builder = AlertBuilder::new(&ir, enforcer_kind, out.node.clone());
     let mut procs = ProcCache::new(PROC_CACHE);
     let mut monitor = ProcTable::new(PROC_TABLE);
@@ -557,10 +566,21 @@ fn serve(
             }
         }
         tracker.refresh(&mut engine, &ir, false);
+        // A pushed bundle goes through the same apply as a reload; a refusal changes nothing.
+        if let Some(m) = mqtt.as_mut()
+            && let Some(next) = m.poll_push(|p| engine.apply(p, host).map_err(|e| format!("{e:#}")))
+        {
+            ir = next;
+            builder = AlertBuilder::new(&ir, enforcer_kind, out.node.clone());
+        }
         for d in engine.poll(Duration::from_millis(200), &mut monitor)? {
             let mut info = procs.lookup(d.pid, d.ppid);
             monitor.fill(&mut info);
-            sink.write(&builder.build(&d, &info));
+            let alert = builder.build(&d, &info);
+            sink.write(&alert);
+            if let Some(m) = &mqtt {
+                m.submit(&alert);
+            }
         }
     }
     let (hits, misses) = procs.stats();
@@ -574,6 +594,9 @@ fn serve(
         sink.stats().dropped,
         hits + misses,
     );
+    if let Some(m) = mqtt.take() {
+        eprintln!("armlet: {}", m.counters_line());
+    }
     if let Some(ready) = &out.ready_file {
         let _ = std::fs::remove_file(ready);
     }

@@ -14,6 +14,7 @@ mod probe;
 mod procinfo;
 mod procmon;
 mod state;
+mod transport;
 mod workloads;
 
 use std::process::ExitCode;

@@ -1,6 +1,8 @@
 //! One module per subcommand family; each turns parsed arguments into work and an exit code.
 
+pub mod bench;
 pub mod bundle;
+pub mod fleet;
 pub mod keys;
 pub mod policy;
 pub mod probe;
@@ -21,6 +23,10 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bundle(c) => bundle::run(c),
         Command::Run(a) => run::run(a),
         Command::Probe(a) => probe::run(&a),
+        Command::Push(a) => fleet::push(&a),
+        Command::Alerts(crate::cli::AlertsCommand::Tail(a)) => fleet::tail(&a),
+        Command::Fleet(crate::cli::FleetCommand::Status(a)) => fleet::status(&a),
+        Command::Bench(crate::cli::BenchCommand::Mqtt(a)) => bench::mqtt(&a),
         Command::Version => {
             println!(
                 "armlet {} (target {}-{})",

@@ -119,7 +119,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
              --insecure-dev"
         ),
     };
-    let (ir, origin) = source.load()?;
+    // A bundle pushed over MQTT and applied before a restart is enforced again (the --bundle
+    // file is then older than the recorded serial).
+    let (ir, origin) = match source.load() {
+        Ok(loaded) => loaded,
+        Err(e) => crate::cmd::fleet::active_bundle(&source)?.ok_or(e)?,
+    };
 
     let report = support::plan(chosen, &ir);
     let host = host_workload(&node, &a.labels)?;
@@ -196,6 +201,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             None => None,
         },
         workloads_file: a.workloads_file.clone(),
+        mqtt: crate::cmd::fleet::run_config(&a.mqtt, &node, &a.state)?,
     };
     if engine == Enforcer::Fanotify {
         daemon::run_fanotify(ir, &host, &source, engine, scope, &out)?;

@@ -23,6 +23,12 @@ if grep -qE '^test result: FAILED' target/test.log; then exit 1; fi
 step "fuzz (bounded)"
 scripts/fuzz.sh "${ARMLET_FUZZ_SECONDS:-15}"
 
+# --- packaging (issue #6) ------------------------------------------------------------
+step "packaging: release binaries (static, stripped, aarch64 <= 4 MiB)"
+# scripts/release.sh: both musl targets, sizes printed, budget enforced (~45 s after a
+# source change, ~2 s when the smoke step below would rebuild nothing).
+scripts/release.sh --no-setup
+
 step "qemu smoke boot (aarch64 + x86_64)"
 qemu-tests/smoke
 

@@ -27,7 +27,12 @@ scripts/fuzz.sh "${ARMLET_FUZZ_SECONDS:-15}"
 step "packaging: release binaries (static, stripped, aarch64 <= 4 MiB)"
 # scripts/release.sh: both musl targets, sizes printed, budget enforced (~45 s after a
 # source change, ~2 s when the smoke step below would rebuild nothing).
-scripts/release.sh --no-setup
+scripts/release.sh
+
+step "packaging: k3s manifests (schemas, kustomize render, DaemonSet = probe --requirements)"
+# Under 1 s; kubernetes-validate comes from .cache/venv (scripts/setup-dev.sh).
+cargo build -q -p armlet --bin armlet
+.cache/venv/bin/python k3s/tests/check.py target/debug/armlet
 
 step "qemu smoke boot (aarch64 + x86_64)"
 qemu-tests/smoke

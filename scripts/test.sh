@@ -34,6 +34,14 @@ step "packaging: k3s manifests (schemas, kustomize render, DaemonSet = probe --r
 cargo build -q -p armlet --bin armlet
 .cache/venv/bin/python k3s/tests/check.py target/debug/armlet
 
+step "packaging: Yocto layer (crate list = Cargo.lock, licenses, systemd-analyze verify, init script, kernel fragment)"
+# About 1 s.
+python3 yocto/tests/check.py target/debug/armlet
+
+step "packaging: Buildroot BR2_EXTERNAL tree (check-package conventions, hashes, shared files)"
+# Under 1 s.
+python3 buildroot/tests/check.py
+
 step "qemu smoke boot (aarch64 + x86_64)"
 qemu-tests/smoke
 

@@ -49,6 +49,10 @@ step "qemu scenarios: BPF-LSM enforcement in Debian 6.12 VMs (aarch64 + x86_64)"
 # armlet's own scenarios and, where ../shared is present, KubeArmor's host scenarios.
 qemu-tests/run --no-setup
 
+step "packaging: image-style boot (qemu aarch64, busybox init, the packaged init script and layout)"
+# About 15 s warm (VM ~11 s); reuses the aarch64 binary and kernel of the steps above.
+qemu-tests/image-boot --no-setup
+
 conformance=../shared/conformance/kubearmor/host_scenarios
 if [ -d "$conformance" ]; then
     step "qemu scenarios: KubeArmor host scenarios with --enforcer audit (report-only)"

@@ -2,6 +2,9 @@
 //! and compiles a tiny host C program that prints the ABI header's sizes and offsets into
 //! `$OUT_DIR/abi_layout.rs`, so the Rust mirror's layout tests compare against the C compiler.
 //!
+//! `CLANG` names the compiler, `ARMLET_BPF_CFLAGS` adds arguments (include paths for
+//! libbpf's headers in a Yocto or Buildroot sysroot).
+//!
 //! `ARMLET_EBPF_STUB=1` (or no clang on the machine) builds an empty object instead, so
 //! `cargo check`/`clippy` work anywhere; the agent refuses to enforce with an empty object.
 
@@ -17,6 +20,14 @@ fn main() {
     println!("cargo:rerun-if-changed=include");
     println!("cargo:rerun-if-env-changed=ARMLET_EBPF_STUB");
     println!("cargo:rerun-if-env-changed=CLANG");
+    // Extra clang arguments for the BPF objects, e.g. `-I<sysroot>/usr/include` where a
+    // distribution build (Yocto, Buildroot) keeps libbpf's bpf_helpers.h.
+    println!("cargo:rerun-if-env-changed=ARMLET_BPF_CFLAGS");
+    let extra: Vec<String> = env::var("ARMLET_BPF_CFLAGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
 
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".into());
     let stub = env::var_os("ARMLET_EBPF_STUB").is_some_and(|v| v == "1");
@@ -62,6 +73,7 @@ fn main() {
             if let Some(d) = define {
                 cmd.arg(d);
             }
+            cmd.args(&extra);
             let ok = cmd
                 .args(["-I", "include", "-c", src, "-o"])
                 .arg(dest)

@@ -48,3 +48,25 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "setup: installing cargo-fuzz (once)"
     cargo install cargo-fuzz --locked --quiet
 fi
+
+# Packaging checks (issue #6): kubernetes-validate (offline Kubernetes schema validation,
+# PyPI) in a venv under .cache; systemd for `systemd-analyze verify` of the Yocto unit.
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$repo/.cache/venv"
+if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    echo "setup: creating $venv with kubernetes-validate (once)"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q python3-venv >/tmp/armlet-setup-apt.log 2>&1 \
+            || { cat /tmp/armlet-setup-apt.log >&2; exit 1; }
+        python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check 'kubernetes-validate==1.37.0' pyyaml
+fi
+if ! have systemd-analyze; then
+    echo "setup: installing systemd (for systemd-analyze verify)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q systemd >/tmp/armlet-setup-apt.log 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q systemd >/tmp/armlet-setup-apt.log 2>&1; } \
+        || { cat /tmp/armlet-setup-apt.log >&2; exit 1; }
+fi

@@ -41,6 +41,24 @@ for d in scenarios host_scenarios; do
     [ -d "../shared/conformance/kubearmor/$d" ] && host_dirs+=(--scenarios "../shared/conformance/kubearmor/$d")
 done
 qemu-tests/run --host --enforcer fanotify "${host_dirs[@]}"
+# --- packaging (issue #6) ------------------------------------------------------------
+step "packaging: release binaries (static, stripped, aarch64 <= 4 MiB)"
+# scripts/release.sh: both musl targets, sizes printed, budget enforced (~45 s after a
+# source change, ~2 s when the smoke step below would rebuild nothing).
+scripts/release.sh
+
+step "packaging: k3s manifests (schemas, kustomize render, DaemonSet = probe --requirements)"
+# Under 1 s; kubernetes-validate comes from .cache/venv (scripts/setup-dev.sh).
+cargo build -q -p armlet --bin armlet
+.cache/venv/bin/python k3s/tests/check.py target/debug/armlet
+
+step "packaging: Yocto layer (crate list = Cargo.lock, licenses, systemd-analyze verify, init script, kernel fragment)"
+# About 1 s.
+python3 yocto/tests/check.py target/debug/armlet
+
+step "packaging: Buildroot BR2_EXTERNAL tree (check-package conventions, hashes, shared files)"
+# Under 1 s.
+python3 buildroot/tests/check.py
 
 step "qemu smoke boot (aarch64 + x86_64)"
 qemu-tests/smoke
@@ -48,6 +66,10 @@ qemu-tests/smoke
 step "qemu scenarios: BPF-LSM enforcement in Debian 6.12 VMs (aarch64 + x86_64)"
 # armlet's own scenarios and, where ../shared is present, KubeArmor's host scenarios.
 qemu-tests/run --no-setup
+
+step "packaging: image-style boot (qemu aarch64, busybox init, the packaged init script and layout)"
+# About 15 s warm (VM ~11 s); reuses the aarch64 binary and kernel of the steps above.
+qemu-tests/image-boot --no-setup
 
 conformance=../shared/conformance/kubearmor/host_scenarios
 if [ -d "$conformance" ]; then

@@ -272,6 +272,9 @@ pub struct ProbeArgs {
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Print what each enforcer needs from the host (capabilities, mounts) as JSON; no probing.
+    #[arg(long)]
+    pub requirements: bool,
 }
 
 #[derive(Debug, Args)]

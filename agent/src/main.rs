@@ -13,6 +13,7 @@ mod policy_files;
 mod probe;
 mod procinfo;
 mod procmon;
+mod requirements;
 mod state;
 mod transport;
 mod workloads;

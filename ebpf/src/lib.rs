@@ -21,7 +21,7 @@ pub fn audit_object() -> &'static [u8] {
 
 /// Whether [`audit_object`] holds real programs.
 pub fn audit_object_is_real() -> bool {
-    AUDIT_OBJECT.0.len() > 4 && AUDIT_OBJECT.0.starts_with(b"\x7fELF")
+    check_object(audit_object()).is_ok()
 }
 
 /// The fanotify enforcer's cgroup socket object (empty when stubbed).
@@ -31,12 +31,54 @@ pub fn sock_object() -> &'static [u8] {
 
 /// Whether [`sock_object`] holds real programs.
 pub fn sock_object_is_real() -> bool {
-    SOCK_OBJECT.0.len() > 4 && SOCK_OBJECT.0.starts_with(b"\x7fELF")
+    check_object(sock_object()).is_ok()
 }
 
 /// Whether [`object`] holds real programs (the agent refuses to enforce otherwise).
 pub fn object_is_real() -> bool {
-    OBJECT.0.len() > 4 && OBJECT.0.starts_with(b"\x7fELF")
+    check_object(object()).is_ok()
+}
+
+/// Why embedded bytes are not a usable eBPF object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectProblem {
+    /// Zero bytes: a stub build (`ARMLET_EBPF_STUB=1`, or no clang when it was built).
+    Empty,
+    /// Not an ELF file, or shorter than an ELF header.
+    NotElf,
+    /// An ELF file for another machine than BPF (`e_machine` != `EM_BPF`).
+    NotBpf,
+}
+
+impl core::fmt::Display for ObjectProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ObjectProblem::Empty => "empty (stub build)",
+            ObjectProblem::NotElf => "not an ELF object",
+            ObjectProblem::NotBpf => "an ELF object for another machine than BPF",
+        })
+    }
+}
+
+/// `EM_BPF` from `<elf.h>`.
+const EM_BPF: u16 = 247;
+/// Size of the 64-bit ELF header; `e_machine` is at offset 18.
+const ELF64_HEADER: usize = 64;
+
+/// Check that `bytes` is a 64-bit little-endian BPF ELF object (what clang `-target bpf`
+/// produces on the hosts armlet supports). Cheap; the loader does the real parsing.
+pub fn check_object(bytes: &[u8]) -> Result<(), ObjectProblem> {
+    if bytes.is_empty() {
+        return Err(ObjectProblem::Empty);
+    }
+    if bytes.len() < ELF64_HEADER || !bytes.starts_with(b"\x7fELF") {
+        return Err(ObjectProblem::NotElf);
+    }
+    let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
+    if machine != EM_BPF {
+        return Err(ObjectProblem::NotBpf);
+    }
+    Ok(())
 }
 
 #[repr(C, align(8))]
@@ -587,6 +629,31 @@ mod tests {
     )]
     mod measured {
         include!(concat!(env!("OUT_DIR"), "/abi_layout.rs"));
+    }
+
+    #[test]
+    fn stub_and_foreign_objects_are_refused() {
+        assert_eq!(check_object(b""), Err(ObjectProblem::Empty));
+        assert_eq!(check_object(b"\x7fELF"), Err(ObjectProblem::NotElf));
+        assert_eq!(check_object(&[0u8; 64]), Err(ObjectProblem::NotElf));
+        // A 64-bit ELF header for aarch64 (EM_AARCH64 = 183) is not a BPF object.
+        let mut elf = [0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[18..20].copy_from_slice(&183u16.to_le_bytes());
+        assert_eq!(check_object(&elf), Err(ObjectProblem::NotBpf));
+        elf[18..20].copy_from_slice(&EM_BPF.to_le_bytes());
+        assert_eq!(check_object(&elf), Ok(()));
+    }
+
+    #[test]
+    fn embedded_objects_are_real_unless_stubbed() {
+        // scripts/test.sh builds with clang: the embedded objects must be real there. A stub
+        // build (ARMLET_EBPF_STUB=1) must report them as not real.
+        let stub = option_env!("ARMLET_EBPF_STUB") == Some("1");
+        assert_eq!(object_is_real(), !stub, "{:?}", check_object(object()));
+        if !stub {
+            assert_eq!(check_object(audit_object()), Ok(()));
+        }
     }
 
     #[test]

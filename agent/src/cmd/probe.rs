@@ -29,6 +29,13 @@ fn implemented(e: Enforcer, bpf_lsm_ok: bool) -> (bool, &'static str) {
 }
 
 pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
+    if a.requirements {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::requirements::document())?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let facts = HostFacts::read();
     let (static_choice, static_why) = probe::select(&facts);
     let functional = if a.no_load || !matches!(static_choice, Enforcer::BpfLsm) {

@@ -73,6 +73,8 @@ const CGROUP_NO_EXE: &str =
 const FANOTIFY_NO_CAPS: &str = "fanotify sees file opens only; capability use is traced";
 const DNS: &str = "DNS query rules have no enforcer yet";
 const SYSCALLS: &str = "syscall rules are audit-only by definition";
+const APPARMOR_NO_PROTO: &str =
+    "AppArmor network rules cannot name icmpv6, sctp or dccp (neither deny nor audit)";
 
 /// The support table: how `enforcer` handles a rule with this target, sources and action.
 pub fn support(
@@ -84,6 +86,12 @@ pub fn support(
     match target {
         Target::DnsQuery(_) => return Support::Ignored(DNS),
         Target::Syscall { .. } => return Support::AuditOnly(SYSCALLS),
+        Target::Protocol(p)
+            if enforcer == Enforcer::AppArmor
+                && matches!(p.as_str(), "icmpv6" | "sctp" | "dccp") =>
+        {
+            return Support::Ignored(APPARMOR_NO_PROTO);
+        }
         _ => {}
     }
     // Audit rules only need observation, which every enforcer has. Allow rules permit; what
@@ -270,6 +278,15 @@ mod tests {
                 );
             }
         }
+        let v6 = Target::Protocol("icmpv6".into());
+        assert_eq!(
+            support(Enforcer::AppArmor, &v6, &[], Action::Audit),
+            Support::Ignored(APPARMOR_NO_PROTO)
+        );
+        assert_eq!(
+            support(Enforcer::BpfLsm, &v6, &[], Action::Block),
+            Support::Enforced
+        );
         // Audit rules need only observation.
         for e in Enforcer::ALL {
             assert_eq!(support(e, &t_glob(), &[], Action::Audit), Support::Enforced);

@@ -5,6 +5,7 @@
 //! is unavailable. AppArmor and fanotify arrive with issue #4; `armlet run` says so when one of
 //! them is chosen.
 
+pub mod apparmor;
 pub mod audit_tp;
 pub mod bpf_lsm;
 pub mod kernel_rules;

@@ -19,7 +19,8 @@ fn implemented(e: Enforcer, bpf_lsm_ok: bool) -> (bool, &'static str) {
             false,
             "tracepoint-based audit without BPF-LSM is not implemented yet (issue #3)",
         ),
-        Enforcer::AppArmor | Enforcer::Fanotify => (false, "not implemented yet (issue #4)"),
+        Enforcer::AppArmor => (true, "implemented (needs apparmor_parser on the node)"),
+        Enforcer::Fanotify => (false, "not implemented yet (issue #4)"),
     }
 }
 
@@ -46,6 +47,24 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
         ),
         None => (static_choice, static_why),
     };
+    // AppArmor chosen: check that a profile really loads (parser present, policy accepted).
+    let apparmor = (choice == Enforcer::AppArmor && !a.no_load)
+        .then(crate::enforce::apparmor::engine::functional_probe);
+    let (choice, why) = match &apparmor {
+        Some(Ok(d)) => (choice, format!("{why}; functional probe: {d}")),
+        Some(Err(e)) => {
+            let mut f = probe::without_bpf(&facts);
+            f.lsms = f
+                .lsms
+                .map(|l| l.into_iter().filter(|x| x != "apparmor").collect());
+            let (c, w) = probe::select(&f);
+            (
+                c,
+                format!("the AppArmor functional probe failed ({e}); {w}"),
+            )
+        }
+        None => (choice, why),
+    };
     let bpf_ok = matches!(functional, Some(Ok(_)));
     let (works, note) = implemented(choice, bpf_ok);
     let lsms = facts.lsms.as_ref().map(|l| l.join(","));
@@ -59,6 +78,7 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
             "fanotify": facts.fanotify,
             "cgroup2": probe::cgroup2_mount(),
             "bpf_lsm_functional": functional.as_ref().map(|r| r.is_ok()),
+            "apparmor_functional": apparmor.as_ref().map(|r| r.is_ok()),
             "enforcer": choice.as_str(),
             "reason": why,
             "enforces_in_this_build": works,
@@ -84,6 +104,11 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
         Some(Ok(d)) => println!("  BPF-LSM:       works ({d})"),
         Some(Err(e)) => println!("  BPF-LSM:       refused ({e})"),
         None => println!("  BPF-LSM:       not tried"),
+    }
+    match &apparmor {
+        Some(Ok(d)) => println!("  AppArmor load: works ({d})"),
+        Some(Err(e)) => println!("  AppArmor load: refused ({e})"),
+        None => println!("  AppArmor load: not tried"),
     }
     println!("Enforcers in this build:");
     for e in Enforcer::ALL {

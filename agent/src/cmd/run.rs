@@ -7,8 +7,10 @@
 //! `--alerts-file`); SIGHUP reloads the source and swaps the policy atomically (a rejected or
 //! invalid one leaves the current policy in force). `--enforcer audit` runs the BPF-LSM
 //! programs report-only where they work, else observes with tracepoints and decides in user
-//! space. fanotify and AppArmor are not implemented yet: chosen automatically, the agent falls
-//! back to audit; asked for explicitly, it prints the plan and says it is not enforcing.
+//! space. With `apparmor` it loads the `armlet-host` profile (enforce/apparmor) and reports
+//! AppArmor's kernel-log records. fanotify is not implemented yet: chosen automatically, the
+//! agent falls back to audit; asked for explicitly, it prints the plan and says it is not
+//! enforcing.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -142,8 +144,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let engine = match chosen {
         Enforcer::BpfLsm => Some(Enforcer::BpfLsm),
         Enforcer::Audit => Some(Enforcer::Audit),
-        Enforcer::AppArmor | Enforcer::Fanotify if a.enforcer.is_none() => Some(Enforcer::Audit),
-        Enforcer::AppArmor | Enforcer::Fanotify => None,
+        Enforcer::AppArmor => Some(Enforcer::AppArmor),
+        Enforcer::Fanotify if a.enforcer.is_none() => Some(Enforcer::Audit),
+        Enforcer::Fanotify => None,
     };
     let Some(engine) = engine else {
         print!("{summary}");
@@ -170,7 +173,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         node: node.clone(),
         alerts_per_sec: a.alerts_per_sec,
     };
-    if engine == Enforcer::BpfLsm || bpf_lsm_works {
+    if engine == Enforcer::AppArmor {
+        daemon::run_apparmor(ir, &host, &source, &out)?;
+    } else if engine == Enforcer::BpfLsm || bpf_lsm_works {
         // Audit on a BPF-LSM kernel: the same programs, report-only.
         daemon::run_bpf_lsm(ir, &host, &source, engine, &out)?;
     } else {

@@ -2,8 +2,8 @@
 //!
 //! `kernel_rules` is the pure IR → map-entries step; `bpf_lsm` loads and feeds the eBPF
 //! programs; `audit_tp` observes through tracepoints and decides in user space where BPF-LSM
-//! is unavailable. AppArmor and fanotify arrive with issue #4; `armlet run` says so when one of
-//! them is chosen.
+//! is unavailable; `apparmor` generates, loads and reports AppArmor profiles. fanotify arrives
+//! with issue #4; `armlet run` says so when it is chosen.
 
 pub mod apparmor;
 pub mod audit_tp;

@@ -5,7 +5,9 @@
 //! only mechanism that can deny exec, file, network and capability use by path. `profile` is
 //! the pure IR → text step (golden-tested); the rest talks to the kernel.
 
-#[allow(dead_code, reason = "the engine that uses it lands in the next commit")]
+pub mod engine;
+pub mod kernel;
+pub mod log;
 pub mod profile;
 
 #[cfg(test)]

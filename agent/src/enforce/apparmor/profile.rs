@@ -35,6 +35,10 @@ pub const HOST_PROFILE: &str = "armlet-host";
 pub const HOST_ATTACH: &str = "/**";
 
 /// `armlet-<namespace>-<container>` with characters outside `[A-Za-z0-9._-]` replaced by `_`.
+#[allow(
+    dead_code,
+    reason = "container profiles: the integrator's container discovery calls it (contract)"
+)]
 pub fn container_profile_name(namespace: &str, container: &str) -> String {
     let clean = |s: &str| -> String {
         s.chars()

@@ -15,7 +15,7 @@ use crate::procmon::ProcTable;
 /// Profile names of the loaded set → source executables of their children.
 #[derive(Debug, Clone, Default)]
 struct Loaded {
-    /// `parent//child` → source executable.
+    /// Source profile name (`armlet-host.src_N`, `parent//src_N`) → source executable.
     children: BTreeMap<String, String>,
     parents: Vec<String>,
 }
@@ -26,7 +26,7 @@ impl Loaded {
             children: p
                 .children
                 .iter()
-                .map(|(src, child)| (format!("{}//{child}", p.name), src.clone()))
+                .map(|(src, child)| (child.clone(), src.clone()))
                 .collect(),
             parents: vec![p.name.clone()],
         }
@@ -41,6 +41,7 @@ impl SourceOf for Loaded {
         self.parents
             .iter()
             .any(|p| profile == p || profile.starts_with(&format!("{p}//")))
+            || self.children.contains_key(profile)
     }
 }
 
@@ -119,7 +120,8 @@ impl AppArmorEngine {
 impl Drop for AppArmorEngine {
     /// Stopping the agent removes its profiles, as stopping BPF-LSM detaches its programs.
     fn drop(&mut self) {
-        for p in &self.loaded.parents {
+        let names = self.loaded.children.keys().filter(|c| !c.contains("//"));
+        for p in self.loaded.parents.iter().chain(names) {
             if let Err(e) = kernel::remove(p) {
                 eprintln!("armlet: {e}");
             }

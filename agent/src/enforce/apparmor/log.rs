@@ -225,7 +225,7 @@ mod tests {
     struct Names;
     impl SourceOf for Names {
         fn source_of(&self, profile: &str) -> Option<&str> {
-            (profile == "armlet-host//src_0").then_some("/usr/bin/ping")
+            (profile == "armlet-host.src_0").then_some("/usr/bin/ping")
         }
         fn is_ours(&self, profile: &str) -> bool {
             profile.starts_with("armlet-host")
@@ -271,7 +271,7 @@ mod tests {
             (d.category, d.rule_id, d.resource.as_str()),
             (Category::Process, Some(0), "/usr/bin/diff")
         );
-        let d = decision(&rec("apparmor=\"DENIED\" operation=\"create\" class=\"net\" profile=\"armlet-host//src_0\" pid=4000000 comm=\"ping\" family=\"inet\" sock_type=\"raw\" protocol=1 requested_mask=\"create\" denied_mask=\"create\""), &eff, &Names).unwrap();
+        let d = decision(&rec("apparmor=\"DENIED\" operation=\"create\" class=\"net\" profile=\"armlet-host.src_0\" pid=4000000 comm=\"ping\" family=\"inet\" sock_type=\"raw\" protocol=1 requested_mask=\"create\" denied_mask=\"create\""), &eff, &Names).unwrap();
         assert_eq!(
             (
                 d.category,
@@ -281,7 +281,7 @@ mod tests {
             ),
             (Category::Network, Some(2), "raw", "/usr/bin/ping")
         );
-        let d = decision(&rec("apparmor=\"DENIED\" operation=\"capable\" class=\"cap\" profile=\"armlet-host//src_0\" pid=4000000 comm=\"ping\" capability=13  capname=\"net_raw\""), &eff, &Names).unwrap();
+        let d = decision(&rec("apparmor=\"DENIED\" operation=\"capable\" class=\"cap\" profile=\"armlet-host.src_0\" pid=4000000 comm=\"ping\" capability=13  capname=\"net_raw\""), &eff, &Names).unwrap();
         assert_eq!((d.category, d.rule_id), (Category::Capabilities, Some(3)));
         // The same raw socket outside the source's child profile is not governed.
         assert!(decision(&rec("apparmor=\"AUDIT\" operation=\"create\" class=\"net\" profile=\"armlet-host\" pid=1 comm=\"x\" family=\"inet\" sock_type=\"raw\" protocol=1"), &eff, &Names).is_none());

@@ -15,11 +15,15 @@
 //! - **Block** rules become `deny` rules, **Audit** rules `audit` rules, **Allow** rules plain
 //!   rules; `readOnly` narrows to `w`, `ownerOnly` uses the `other` qualifier for Block/Audit
 //!   (fires for callers who do not own the file) and `owner` for Allow;
-//! - `fromSource` executables get one **child profile** each (`<name>//src_N`): the parent
-//!   enters it with `cx` when that executable runs, and the child leaves it with `px` back to
-//!   the parent for anything else it executes, so a rule follows the executable, not its
-//!   descendants (KubeArmor's fromSource meaning). A child holds the baseline, the rules
-//!   without `fromSource`, and its source's rules.
+//! - `fromSource` executables get one **source profile** each: the parent enters it when that
+//!   executable runs, and the source profile leaves it with `px` back to the parent for
+//!   anything else it executes, so a rule follows the executable, not its descendants
+//!   (KubeArmor's fromSource meaning). A source profile holds the baseline, the rules without
+//!   `fromSource`, and its source's rules. Container profiles nest them as child profiles
+//!   (`<name>//src_N`, entered with `cx`); the host's are top-level siblings
+//!   (`armlet-host.src_N`, entered with `px`) **attached to the source's path**, because a
+//!   task that was unconfined before the agent started enters a profile only through
+//!   attachment, and a child profile has none.
 //!
 //! What AppArmor cannot express is returned in [`Profile::unexpressed`], never dropped.
 
@@ -150,6 +154,8 @@ struct Gen<'a> {
     name: &'a str,
     /// Source executable → child name.
     children: BTreeMap<&'a str, String>,
+    /// Host mode: source profiles are top-level siblings attached to their executable.
+    host: bool,
     out: Vec<Unexpressed>,
 }
 
@@ -162,6 +168,7 @@ impl<'a> Gen<'a> {
             _ => None,
         };
         match (scope, exact.and_then(|p| self.children.get(p))) {
+            (Scope::Main, Some(child)) if self.host => format!("px -> {child}"),
             (Scope::Main, Some(child)) => format!("cx -> {child}"),
             (Scope::Main, None) => "ix".to_string(),
             (Scope::Child(src), _) if exact == Some(src) => "ix".to_string(),
@@ -268,6 +275,7 @@ pub fn generate(name: &str, attach: Option<&str>, eff: &EffectiveRules<'_>) -> P
     let mut g = Gen {
         name,
         children: BTreeMap::new(),
+        host: attach.is_some(),
         out: Vec::new(),
     };
     for r in &eff.rules {
@@ -275,9 +283,12 @@ pub fn generate(name: &str, attach: Option<&str>, eff: &EffectiveRules<'_>) -> P
             match s {
                 Source::Path(p) if valid(p) => {
                     let n = g.children.len();
-                    g.children
-                        .entry(p.as_str())
-                        .or_insert_with(|| format!("src_{n}"));
+                    let child = if g.host {
+                        format!("{name}.src_{n}")
+                    } else {
+                        format!("src_{n}")
+                    };
+                    g.children.entry(p.as_str()).or_insert(child);
                 }
                 Source::Path(_) => g.out.push(Unexpressed {
                     rule: r.id,
@@ -306,7 +317,21 @@ pub fn generate(name: &str, attach: Option<&str>, eff: &EffectiveRules<'_>) -> P
     let _ = writeln!(text, "{head} flags=(attach_disconnected) {{");
     body(&mut g, &mut text, Scope::Main, eff);
     let children: Vec<(&str, String)> = g.children.iter().map(|(s, c)| (*s, c.clone())).collect();
-    for (source, child) in children {
+    if g.host {
+        // An unconfined task (started before the agent) that executes a source enters the
+        // source's profile directly through its attachment, which is more specific than `/**`.
+        let _ = writeln!(text, "}}");
+        for (source, child) in &children {
+            let (source, child) = (*source, child);
+            let Some(l) = literal(source) else { continue };
+            let _ = writeln!(text, "\n# fromSource {source}");
+            let _ = writeln!(text, "profile {child} {l} flags=(attach_disconnected) {{");
+            body(&mut g, &mut text, Scope::Child(source), eff);
+            let _ = writeln!(text, "}}");
+        }
+    }
+    let nested = if g.host { Vec::new() } else { children };
+    for (source, child) in nested {
         let _ = writeln!(text, "\n  # fromSource {source}");
         let _ = writeln!(text, "  profile {child} flags=(attach_disconnected) {{");
         let mut inner = String::new();
@@ -316,7 +341,9 @@ pub fn generate(name: &str, attach: Option<&str>, eff: &EffectiveRules<'_>) -> P
         }
         let _ = writeln!(text, "  }}");
     }
-    let _ = writeln!(text, "}}");
+    if !g.host {
+        let _ = writeln!(text, "}}");
+    }
     g.out.sort_by_key(|u| u.rule);
     g.out.dedup();
     Profile {
@@ -325,7 +352,14 @@ pub fn generate(name: &str, attach: Option<&str>, eff: &EffectiveRules<'_>) -> P
         children: g
             .children
             .into_iter()
-            .map(|(s, c)| (s.to_string(), c))
+            .map(|(s, c)| {
+                let full = if attach.is_some() {
+                    c
+                } else {
+                    format!("{name}//{c}")
+                };
+                (s.to_string(), full)
+            })
             .collect(),
         unexpressed: g.out,
     }
@@ -357,7 +391,8 @@ fn body(g: &mut Gen<'_>, text: &mut String, scope: Scope<'_>, eff: &EffectiveRul
             .collect();
         for (source, child) in entries {
             if let Some(l) = literal(&source) {
-                let _ = writeln!(text, "  {l} cx -> {child},");
+                let mode = if g.host { "px" } else { "cx" };
+                let _ = writeln!(text, "  {l} {mode} -> {child},");
             }
         }
     } else if let Scope::Child(src) = scope

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use armlet_policy::ir::{CompiledPolicy, Workload};
 
-use super::kernel::{self, Kmsg, LoadError};
+use super::kernel::{self, AuditFeed, LoadError};
 use super::log::{self, SourceOf};
 use super::profile::{self, HOST_ATTACH, HOST_PROFILE, Profile};
 use crate::alert::DecisionEvent;
@@ -48,7 +48,7 @@ impl SourceOf for Loaded {
 /// Enforcing with AppArmor profiles.
 #[derive(Debug)]
 pub struct AppArmorEngine {
-    kmsg: Kmsg,
+    feed: AuditFeed,
     ir: CompiledPolicy,
     host: Workload,
     loaded: Loaded,
@@ -57,10 +57,10 @@ pub struct AppArmorEngine {
 }
 
 impl AppArmorEngine {
-    /// Open the kernel log (before the first profile loads, so no record is missed).
+    /// Open the record feed (before the first profile loads, so no record is missed).
     pub fn new(ir: CompiledPolicy, host: Workload) -> Result<Self, LoadError> {
         Ok(AppArmorEngine {
-            kmsg: Kmsg::open()?,
+            feed: AuditFeed::open()?,
             ir,
             host,
             loaded: Loaded::default(),
@@ -93,7 +93,7 @@ impl AppArmorEngine {
     }
 
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<DecisionEvent>, LoadError> {
-        let lines = self.kmsg.poll(timeout)?;
+        let lines = self.feed.poll(timeout)?;
         let eff = self.ir.effective(&self.host);
         let mut out = Vec::new();
         for line in lines {
@@ -111,8 +111,12 @@ impl AppArmorEngine {
 
     pub fn counters_line(&self) -> String {
         format!(
-            "{} AppArmor records read, {} decisions alerted, {} kernel-log overruns",
-            self.records, self.alerts, self.kmsg.overruns
+            "{} AppArmor records read from {}, {} decisions alerted, {} records lost before \
+             they were read",
+            self.records,
+            self.feed.describe(),
+            self.alerts,
+            self.feed.overruns
         )
     }
 }

@@ -12,7 +12,8 @@
 //!   `block`: AppArmor denies what no rule allows), prefixed with `audit` (posture `audit`:
 //!   everything is logged and user space keeps only what [`armlet_policy::eval::decide`] calls a
 //!   posture decision) or kept (posture `allow`);
-//! - **Block** rules become `deny` rules, **Audit** rules `audit` rules, **Allow** rules plain
+//! - **Block** rules become `audit deny` rules (a plain `deny` is not logged, and the alert
+//!   comes from the log), **Audit** rules `audit` rules, **Allow** rules plain
 //!   rules; `readOnly` narrows to `w`, `ownerOnly` uses the `other` qualifier for Block/Audit
 //!   (fires for callers who do not own the file) and `owner` for Allow;
 //! - `fromSource` executables get one **source profile** each: the parent enters it when that
@@ -179,7 +180,8 @@ impl<'a> Gen<'a> {
     /// The profile lines for one rule in one scope (empty when it cannot be expressed).
     fn rule_lines(&mut self, scope: Scope<'_>, r: &Rule) -> Vec<String> {
         let prefix = match r.action {
-            Action::Block => "deny ",
+            // Explicit deny rules are silent in AppArmor unless audited.
+            Action::Block => "audit deny ",
             Action::Audit => "audit ",
             Action::Allow => "",
         };
@@ -392,13 +394,26 @@ fn body(g: &mut Gen<'_>, text: &mut String, scope: Scope<'_>, eff: &EffectiveRul
         for (source, child) in entries {
             if let Some(l) = literal(&source) {
                 let mode = if g.host { "px" } else { "cx" };
-                let _ = writeln!(text, "  {l} {mode} -> {child},");
+                // Entering a source is an exec like any other: under a process allow-list
+                // only an Allow rule permits it.
+                text.push_str(&baseline(
+                    eff,
+                    scope,
+                    Category::Process,
+                    &format!("{l} {mode} -> {child},"),
+                ));
             }
         }
     } else if let Scope::Child(src) = scope
         && let Some(l) = literal(src)
     {
-        let _ = writeln!(text, "  {l} ix,");
+        // The source executing itself stays in its profile (the baseline would leave it).
+        text.push_str(&baseline(
+            eff,
+            scope,
+            Category::Process,
+            &format!("{l} ix,"),
+        ));
     }
     for r in &eff.rules {
         let applies = r.from_source.is_empty()

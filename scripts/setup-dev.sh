@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what building and testing armlet needs on a fresh machine of this kind, idempotently:
-# clang and the libbpf headers for the eBPF programs, rustfmt and clippy for the stable
+# clang and the libbpf headers for the eBPF programs, apparmor (its parser checks the generated
+# profiles), rustfmt and clippy for the stable
 # toolchain, a nightly toolchain and cargo-fuzz for the fuzz targets. Everything comes from the
 # machine's configured registries by package name.
 set -euo pipefail
@@ -14,6 +15,8 @@ fi
 missing=()
 have clang || missing+=(clang)
 [ -f /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
+# apparmor_parser: the AppArmor profile golden tests have the real parser check the text.
+have apparmor_parser || [ -x /usr/sbin/apparmor_parser ] || [ -x /sbin/apparmor_parser ] || missing+=(apparmor)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -148,6 +148,16 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         Enforcer::Fanotify if a.enforcer.is_none() => Some(Enforcer::Audit),
         Enforcer::Fanotify => None,
     };
+    // Forced AppArmor on a kernel without it: nothing could be loaded; say so and stop.
+    if engine == Some(Enforcer::AppArmor) && !probe::apparmor_present() {
+        print!("{summary}");
+        println!(
+            "\narmlet: NOT ENFORCING: AppArmor is not active in this kernel ({} is absent). \
+             Nothing was blocked.",
+            crate::enforce::apparmor::kernel::SECURITYFS
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(engine) = engine else {
         print!("{summary}");
         println!(

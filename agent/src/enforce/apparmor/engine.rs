@@ -86,7 +86,21 @@ impl AppArmorEngine {
                 .map(|u| format!("; rule {} {}: {}", u.rule, u.resource, u.reason))
                 .collect::<String>()
         );
-        self.loaded = Loaded::from(&p);
+        let next = Loaded::from(&p);
+        // Source profiles of the previous policy that this one no longer has: remove them, or
+        // their attachment would keep confining their executable. (Nested children go with
+        // their parent's replacement.)
+        for stale in self
+            .loaded
+            .children
+            .keys()
+            .filter(|c| !c.contains("//") && !next.children.contains_key(*c))
+        {
+            if let Err(e) = kernel::remove(stale) {
+                eprintln!("armlet: {e}");
+            }
+        }
+        self.loaded = next;
         self.ir = ir.clone();
         self.host = host.clone();
         Ok(summary)

@@ -188,14 +188,18 @@ pub fn plan(enforcer: Enforcer, policy: &CompiledPolicy) -> SupportReport {
         }
     }
     for p in &policy.policies {
-        if p.apparmor.is_some() && enforcer != Enforcer::AppArmor {
+        if p.apparmor.is_some() {
             downgrades.push(Downgrade {
                 rule: None,
                 policy: p.name.clone(),
                 category: Category::Process,
                 resource: "spec.apparmor".to_string(),
                 action: Action::Block,
-                support: Support::Ignored("native AppArmor rules need the AppArmor enforcer"),
+                support: Support::Ignored(if enforcer == Enforcer::AppArmor {
+                    "the AppArmor enforcer does not add native rules to its profiles yet"
+                } else {
+                    "native AppArmor rules need the AppArmor enforcer"
+                }),
             });
         }
     }
@@ -314,7 +318,9 @@ mod tests {
                 .iter()
                 .any(|d| d.policy == DEFAULT_POSTURE && d.category == Category::Capabilities)
         );
-        assert!(plan(Enforcer::AppArmor, &ir).is_complete());
+        let aa = plan(Enforcer::AppArmor, &ir);
+        assert_eq!(aa.downgrades.len(), 1, "{aa:#?}");
+        assert_eq!(aa.downgrades[0].resource, "spec.apparmor");
         let audit = plan(Enforcer::Audit, &ir);
         assert_eq!(audit.downgrades.len(), 3, "{audit:#?}");
     }

@@ -15,7 +15,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
 
-    use armlet_policy::ir::{CompiledPolicy, Posture, Workload};
+    use armlet_policy::ir::{CompiledPolicy, Posture, Workload, WorkloadSelector};
     use armlet_policy::model::Action;
     use armlet_policy::support::{Enforcer, Support, support};
 
@@ -135,6 +135,7 @@ mod tests {
             vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src/enforce/apparmor/testdata")];
         let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/conformance/kubearmor/host_scenarios");
+        dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/examples/host"));
         if shared.is_dir() {
             dirs.extend(
                 std::fs::read_dir(&shared)
@@ -155,7 +156,18 @@ mod tests {
                 let Ok(ir) = armlet_policy::compile_text(&src, "t", Posture::default()) else {
                     continue;
                 };
-                for w in [host(), host_named("kubearmor-dev")] {
+                // One host per node selector (its own labels), so every host policy applies.
+                let hosts: Vec<Workload> = ir
+                    .workloads
+                    .iter()
+                    .filter_map(|w| match &w.selector {
+                        WorkloadSelector::Host(sel) => Some(Workload::Host {
+                            labels: sel.match_labels.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                for w in hosts {
                     let eff = ir.effective(&w);
                     let p = profile::generate(HOST_PROFILE, Some(HOST_ATTACH), &eff);
                     parser_accepts(&p.text);
@@ -185,6 +197,7 @@ mod tests {
                 }
             }
         }
-        assert!(checked > 10, "only {checked} rules checked");
+        assert!(checked > 40, "only {checked} rules checked");
+        eprintln!("{checked} rules checked against the support table");
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what building and testing armlet needs on a fresh machine of this kind, idempotently:
-# clang and the libbpf headers for the eBPF programs, Mosquitto and openssl for the MQTT tests, rustfmt and clippy for the stable
+# clang and the libbpf headers for the eBPF programs, Mosquitto and openssl for the MQTT tests,
+# apparmor (its parser checks the generated profiles), rustfmt and clippy for the stable
 # toolchain, a nightly toolchain and cargo-fuzz for the fuzz targets. Everything comes from the
 # machine's configured registries by package name.
 set -euo pipefail
@@ -29,6 +30,8 @@ have su || missing+=(login)
 # MQTT broker tests (agent/tests/mqtt_broker.rs): Debian's Mosquitto and openssl for test certs.
 [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 have openssl || missing+=(openssl)
+# apparmor_parser: the AppArmor profile golden tests have the real parser check the text.
+have apparmor_parser || [ -x /usr/sbin/apparmor_parser ] || [ -x /sbin/apparmor_parser ] || missing+=(apparmor)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -77,5 +77,10 @@ if [ -d "$conformance" ]; then
     qemu-tests/run --no-setup --enforcer audit --scenarios "$conformance"
 fi
 
+step "qemu scenarios: AppArmor enforcement (--enforcer apparmor, kernel without bpf LSM; aarch64 + x86_64)"
+# armlet's own scenarios (self-protection is SKIP: BPF-LSM only) and, where ../shared is
+# present, KubeArmor's host scenarios; about 2 minutes per arch, both VMs in parallel.
+qemu-tests/run --no-setup --enforcer apparmor
+
 # Totals over every cargo test binary, as one plain closing line.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "\ncargo: %d passed, %d failed, %d skipped\n", p, f, i }' target/test.log

@@ -98,7 +98,7 @@ fn kernel_rules(ir: &CompiledPolicy, host: &Workload) -> anyhow::Result<(KernelR
 }
 
 /// What the daemon loop needs from an enforcement engine.
-trait Engine {
+pub(crate) trait Engine {
     /// Replace the policy in force; an error leaves the current one in force. Returns a
     /// one-line summary.
     fn apply(&mut self, ir: &CompiledPolicy, host: &Workload) -> anyhow::Result<String>;
@@ -499,6 +499,26 @@ impl ContainerTracker {
         }
         self.known = found;
     }
+}
+
+/// Enforce with an AppArmor profile for the host (`armlet-host`, attached to `/**`).
+pub fn run_apparmor(
+    ir: CompiledPolicy,
+    host: &Workload,
+    source: &PolicySource,
+    out: &Outputs,
+) -> anyhow::Result<()> {
+    let engine = crate::enforce::apparmor::engine::AppArmorEngine::new(ir.clone(), host.clone())
+        .context("starting the AppArmor enforcer")?;
+    serve(
+        engine,
+        ir,
+        host,
+        source,
+        Enforcer::AppArmor,
+        "enforcing with apparmor",
+        out,
+    )
 }
 
 /// The daemon loop shared by every engine: apply, announce readiness, turn decisions into

@@ -313,8 +313,8 @@ fn run_verifies_a_signed_bundle_and_refuses_a_replay() {
             state,
             "--node",
             "edge-1",
-            // Not implemented yet: the command prints the verified plan and returns instead of
-            // starting the daemon.
+            // AppArmor is not active on this host: the command prints the verified plan and
+            // returns instead of starting the daemon.
             "--enforcer",
             "apparmor",
         ])

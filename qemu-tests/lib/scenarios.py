@@ -344,11 +344,29 @@ def load_scenario(path: str, node: str, containers: bool = False) -> dict:
     return sc
 
 
+def unsupported_by(path: str, enforcer: str | None) -> str | None:
+    """`unsupported` in a scenario folder: lines `ENFORCER: reason` for enforcers that cannot
+    express what the scenario tests (the runner prints SKIP and does not count it as passed)."""
+    f = os.path.join(path, "unsupported")
+    if not enforcer or not os.path.isfile(f):
+        return None
+    with open(f, encoding="utf-8") as fh:
+        for line in fh:
+            name, sep, why = line.partition(":")
+            if sep and name.strip() == enforcer:
+                return why.strip()
+    return None
+
+
 def cmd_prepare(a: argparse.Namespace) -> int:
     roots = a.dirs
     scen: list[dict] = []
     for d in find_scenarios(roots):
-        scen.append(load_scenario(d, a.node, a.containers))
+        sc = load_scenario(d, a.node, a.containers)
+        why = unsupported_by(d, a.enforcer)
+        if why and not sc["error"] and not sc["skip"]:
+            sc["skip"] = f"the {a.enforcer} enforcer cannot run it: {why}"
+        scen.append(sc)
     # Unique guest-safe names: the folder name; on a clash, prefix the parent folder.
     used: set[str] = set()
     for sc in scen:
@@ -743,6 +761,7 @@ def main(argv: list[str]) -> int:
                    help="container scenarios run in containers ubuntu-N (their commands get <cmd>.container)")
     p.add_argument("--support-check", default="",
                    help="command printing the support plan of a policy file (skip what it cannot enforce)")
+    p.add_argument("--enforcer", default=None, help="skip scenarios whose `unsupported` names it")
     p.add_argument("dirs", nargs="+")
     j = sub.add_parser("judge")
     j.add_argument("--manifest", required=True)

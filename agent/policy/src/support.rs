@@ -76,6 +76,8 @@ const FANOTIFY_PACKET: &str = "enforced for inet and inet6 sockets; packet socke
      e.g. arping) are created without a cgroup-BPF hook: neither blocked nor observed";
 const DNS: &str = "DNS query rules have no enforcer yet";
 const SYSCALLS: &str = "syscall rules are audit-only by definition";
+const APPARMOR_NO_PROTO: &str =
+    "AppArmor network rules cannot name icmpv6, sctp or dccp (neither deny nor audit)";
 
 /// The support table: how `enforcer` handles a rule with this target, sources and action.
 pub fn support(
@@ -94,6 +96,12 @@ pub fn support(
             if enforcer == Enforcer::Fanotify && matches!(p.as_str(), "raw" | "packet" | "all") =>
         {
             return Support::Partial(FANOTIFY_PACKET);
+        }
+        Target::Protocol(p)
+            if enforcer == Enforcer::AppArmor
+                && matches!(p.as_str(), "icmpv6" | "sctp" | "dccp") =>
+        {
+            return Support::Ignored(APPARMOR_NO_PROTO);
         }
         _ => {}
     }
@@ -189,14 +197,18 @@ pub fn plan(enforcer: Enforcer, policy: &CompiledPolicy) -> SupportReport {
         }
     }
     for p in &policy.policies {
-        if p.apparmor.is_some() && enforcer != Enforcer::AppArmor {
+        if p.apparmor.is_some() {
             downgrades.push(Downgrade {
                 rule: None,
                 policy: p.name.clone(),
                 category: Category::Process,
                 resource: "spec.apparmor".to_string(),
                 action: Action::Block,
-                support: Support::Ignored("native AppArmor rules need the AppArmor enforcer"),
+                support: Support::Ignored(if enforcer == Enforcer::AppArmor {
+                    "the AppArmor enforcer does not add native rules to its profiles yet"
+                } else {
+                    "native AppArmor rules need the AppArmor enforcer"
+                }),
             });
         }
     }
@@ -279,6 +291,15 @@ mod tests {
                 );
             }
         }
+        let v6 = Target::Protocol("icmpv6".into());
+        assert_eq!(
+            support(Enforcer::AppArmor, &v6, &[], Action::Audit),
+            Support::Ignored(APPARMOR_NO_PROTO)
+        );
+        assert_eq!(
+            support(Enforcer::BpfLsm, &v6, &[], Action::Block),
+            Support::Enforced
+        );
         // Audit rules need only observation.
         for e in Enforcer::ALL {
             assert_eq!(support(e, &t_glob(), &[], Action::Audit), Support::Enforced);
@@ -311,7 +332,9 @@ mod tests {
                 .iter()
                 .any(|d| d.policy == DEFAULT_POSTURE && d.category == Category::Capabilities)
         );
-        assert!(plan(Enforcer::AppArmor, &ir).is_complete());
+        let aa = plan(Enforcer::AppArmor, &ir);
+        assert_eq!(aa.downgrades.len(), 1, "{aa:#?}");
+        assert_eq!(aa.downgrades[0].resource, "spec.apparmor");
         let audit = plan(Enforcer::Audit, &ir);
         assert_eq!(audit.downgrades.len(), 3, "{audit:#?}");
     }

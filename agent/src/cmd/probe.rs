@@ -22,9 +22,10 @@ fn implemented(e: Enforcer, bpf_lsm_ok: bool) -> (bool, &'static str) {
         Enforcer::Fanotify => (
             true,
             "implemented: file opens and executions blocked through fanotify permission \
-             events; network and capability rules are audited (support table)",
+             events, sockets by a cgroup program; capability rules cannot be enforced \
+             (support table)",
         ),
-        Enforcer::AppArmor => (false, "not implemented yet (issue #4)"),
+        Enforcer::AppArmor => (true, "implemented (needs apparmor_parser on the node)"),
     }
 }
 
@@ -43,7 +44,7 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(probe::functional_bpf_lsm())
     };
-    let (mut choice, mut why) = match &functional {
+    let (choice, why) = match &functional {
         Some(Err(e)) => {
             let (c, w) = probe::select(&probe::without_bpf(&facts));
             (c, format!("the BPF-LSM functional probe failed ({e}); {w}"))
@@ -57,6 +58,24 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
             format!("{static_why} (functional probe skipped)"),
         ),
         None => (static_choice, static_why),
+    };
+    // AppArmor chosen: check that a profile really loads (parser present, policy accepted).
+    let apparmor = (choice == Enforcer::AppArmor && !a.no_load)
+        .then(crate::enforce::apparmor::engine::functional_probe);
+    let (mut choice, mut why) = match &apparmor {
+        Some(Ok(d)) => (choice, format!("{why}; functional probe: {d}")),
+        Some(Err(e)) => {
+            let mut f = probe::without_bpf(&facts);
+            f.lsms = f
+                .lsms
+                .map(|l| l.into_iter().filter(|x| x != "apparmor").collect());
+            let (c, w) = probe::select(&f);
+            (
+                c,
+                format!("the AppArmor functional probe failed ({e}); {w}"),
+            )
+        }
+        None => (choice, why),
     };
     let fanotify = (choice == Enforcer::Fanotify && !a.no_load)
         .then(crate::enforce::fanotify::functional_probe);
@@ -83,6 +102,7 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
             "cgroup2": probe::cgroup2_mount(),
             "bpf_lsm_functional": functional.as_ref().map(|r| r.is_ok()),
             "fanotify_functional": fanotify.as_ref().map(|r| r.is_ok()),
+            "apparmor_functional": apparmor.as_ref().map(|r| r.is_ok()),
             "enforcer": choice.as_str(),
             "reason": why,
             "enforces_in_this_build": works,
@@ -113,6 +133,11 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<ExitCode> {
         Some(Ok(d)) => println!("  fanotify perm: works ({d})"),
         Some(Err(e)) => println!("  fanotify perm: refused ({e})"),
         None => println!("  fanotify perm: not tried"),
+    }
+    match &apparmor {
+        Some(Ok(d)) => println!("  AppArmor load: works ({d})"),
+        Some(Err(e)) => println!("  AppArmor load: refused ({e})"),
+        None => println!("  AppArmor load: not tried"),
     }
     println!("Enforcers in this build:");
     for e in Enforcer::ALL {

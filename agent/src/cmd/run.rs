@@ -7,11 +7,11 @@
 //! `--alerts-file`); SIGHUP reloads the source and swaps the policy atomically (a rejected or
 //! invalid one leaves the current policy in force). `--enforcer audit` runs the BPF-LSM
 //! programs report-only where they work, else observes with tracepoints and decides in user
-//! space. With `fanotify` (chosen on kernels without BPF-LSM and AppArmor) file opens and
-//! executions are held by fanotify permission events and decided in user space;
-//! `--scope-cgroup` confines only one cgroup subtree (tests on shared machines). AppArmor is
-//! not implemented yet: chosen automatically, the agent falls back to fanotify (or audit);
-//! asked for explicitly, it prints the plan and says it is not enforcing.
+//! space. With `apparmor` it loads the `armlet-host` profile (enforce/apparmor) and reports
+//! AppArmor's kernel-log records. With `fanotify` (chosen on kernels without BPF-LSM and
+//! AppArmor) file opens and executions are held by fanotify permission events and decided in
+//! user space, sockets by a cgroup program; `--scope-cgroup` confines only one cgroup subtree
+//! (tests on shared machines).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -152,28 +152,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         )?),
         None => None,
     };
-    // An enforcer this build does not implement yet: when it was chosen automatically, fall
-    // back to the best one that works here; when it was asked for, say so.
-    let engine = match chosen {
-        Enforcer::BpfLsm => Some(Enforcer::BpfLsm),
-        Enforcer::Audit => Some(Enforcer::Audit),
-        Enforcer::Fanotify => Some(Enforcer::Fanotify),
-        Enforcer::AppArmor if a.enforcer.is_none() => Some(if facts.fanotify {
-            Enforcer::Fanotify
-        } else {
-            Enforcer::Audit
-        }),
-        Enforcer::AppArmor => None,
-    };
-    let Some(engine) = engine else {
+    let engine = chosen;
+    // Forced AppArmor on a kernel without it: nothing could be loaded; say so and stop.
+    if engine == Enforcer::AppArmor && !probe::apparmor_present() {
         print!("{summary}");
         println!(
-            "\narmlet: NOT ENFORCING: the {} enforcer is not implemented yet (issue #4). Nothing \
-             was blocked.",
-            chosen.as_str()
+            "\narmlet: NOT ENFORCING: AppArmor is not active in this kernel ({} is absent). \
+             Nothing was blocked.",
+            crate::enforce::apparmor::kernel::SECURITYFS
         );
         return Ok(ExitCode::SUCCESS);
-    };
+    }
     if scope.is_some() && engine != Enforcer::Fanotify {
         anyhow::bail!(
             "--scope-cgroup confines one cgroup subtree, which only the fanotify enforcer \
@@ -183,13 +172,6 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     // Alerts own stdout while the daemon runs; the plan goes to stderr.
     eprint!("{summary}");
-    if engine != chosen {
-        eprintln!(
-            "armlet: the {} enforcer is not implemented yet (issue #4): falling back to {}",
-            chosen.as_str(),
-            engine.as_str()
-        );
-    }
     let out = daemon::Outputs {
         alerts_file: a.alerts_file.clone(),
         rotation: crate::alert::Rotation::new(a.alerts_max_bytes, a.alerts_keep)?,
@@ -205,6 +187,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     if engine == Enforcer::Fanotify {
         daemon::run_fanotify(ir, &host, &source, engine, scope, &out)?;
+    } else if engine == Enforcer::AppArmor {
+        daemon::run_apparmor(ir, &host, &source, &out)?;
     } else if engine == Enforcer::BpfLsm || bpf_lsm_works {
         // Audit on a BPF-LSM kernel: the same programs, report-only.
         daemon::run_bpf_lsm(ir, &host, &source, engine, &out)?;

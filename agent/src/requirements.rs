@@ -68,6 +68,10 @@ const NET_ADMIN: Capability = Capability {
     name: "NET_ADMIN",
     why: "cgroup socket programs (sock_create, connect4/6, bind4/6)",
 };
+const AUDIT_READ: Capability = Capability {
+    name: "AUDIT_READ",
+    why: "AppArmor's records from the audit netlink multicast group (kmsg is rate-limited)",
+};
 const MAC_ADMIN: Capability = Capability {
     name: "MAC_ADMIN",
     why: "load and replace AppArmor profiles through securityfs",
@@ -140,8 +144,8 @@ pub fn for_enforcer(e: Enforcer) -> Requirements {
             ],
         ),
         Enforcer::AppArmor => (
-            false,
-            vec![MAC_ADMIN, SYS_PTRACE, DAC_READ_SEARCH],
+            true,
+            vec![MAC_ADMIN, AUDIT_READ, SYS_PTRACE, DAC_READ_SEARCH],
             vec![SECURITYFS_RW, CGROUP, STATE],
         ),
     };

@@ -222,6 +222,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "AUDIT_READ",
                 "BPF",
                 "DAC_READ_SEARCH",
                 "MAC_ADMIN",

@@ -568,6 +568,9 @@ fn serve(
                 Ok((summary, next, origin)) => {
                     ir = next;
                     builder = AlertBuilder::new(&ir, enforcer_kind, out.node.clone());
+                    if let Some(m) = &mqtt {
+                        m.reloaded(&ir);
+                    }
                     eprintln!("armlet: reloaded {origin}: {summary}");
                     for d in &armlet_policy::support::plan(enforcer_kind, &ir).downgrades {
                         eprintln!(

@@ -315,7 +315,7 @@ impl Agent {
                 "--state",
                 "state",
             ])
-            .args(["--enforcer", "audit", "--node", node])
+            .args(["--enforcer", "audit", "--node", node, "--mqtt-group", "g1"])
             .args(tls(b, d, node))
             .arg("--ready-file")
             .arg(&ready)
@@ -592,8 +592,9 @@ fn push_apply_status_alerts_and_bad_payloads() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     make_pki(d, &["node-a", "node-b", "controller"]);
-    trust_and_bundles(d, &[1, 2]);
-    make_files(&d.join("d2"), &["k".into(), "k2".into(), "k3".into()]);
+    trust_and_bundles(d, &[1, 2, 3]);
+    make_files(&d.join("d2"), &["k".into(), "k2".into()]);
+    make_files(&d.join("d3"), &["k3".into()]);
     let mut b = Broker::start(d);
     let mut agent = Agent::start(d, &b, "node-a", "1");
     wait_for("online status", 30, || {
@@ -659,29 +660,42 @@ fn push_apply_status_alerts_and_bad_payloads() {
     };
     assert_ne!(rc, 0);
 
+    // A fleet-wide push to the node's group.
+    let out = armlet(d)
+        .args(["push", "--group", "g1", "--timeout", "5s", "b3.bin"])
+        .args(tls(&b, d, "controller"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("node-a: applied 3"),
+        "{text}"
+    );
+
     // Stop: the retained status says offline.
     let log = agent.stop();
-    assert!(log.contains("applied pushed bundle serial 2"), "{log}");
+    assert!(log.contains("applied pushed bundle serial 3"), "{log}");
     assert!(fleet_status(d, &b).contains("node-a offline"));
 
-    // Restart without a broker: the pushed bundle (serial 2) is enforced again.
+    // Restart without a broker: the pushed bundle (serial 3) is enforced again.
     b.stop();
     let agent = Agent::start(d, &b, "node-a", "2");
     assert!(
         agent
             .log()
-            .contains("active bundle pushed over MQTT (serial 2)"),
+            .contains("active bundle pushed over MQTT (serial 3)"),
         "{}",
         agent.log()
     );
-    touch_secret(&d.join("d2"), "k3");
+    touch_secret(&d.join("d3"), "k3");
     std::thread::sleep(Duration::from_millis(1500));
     agent.stop();
     let out = fs::read_to_string(d.join("agent-2.out")).unwrap();
     assert!(
-        out.contains(&d.join("d2/k3").display().to_string()),
+        out.contains(&d.join("d3/k3").display().to_string()),
         "{out}"
     );
+    assert!(out.contains("mqtt-test-3"), "{out}");
 }
 
 /// Broker down for ~15 s (short, to keep CI time down; the mechanism does not depend on the

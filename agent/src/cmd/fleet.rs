@@ -62,8 +62,11 @@ pub fn run_config(
     if m.broker.broker.is_none() {
         return Ok(None);
     }
-    if !valid_level(node) {
-        bail!("node name {node:?} cannot be an MQTT topic level (no '/', '+', '#')");
+    if !valid_level(node) || node == "group" {
+        bail!(
+            "node name {node:?} cannot be an MQTT topic level (no '/', '+', '#'; `group` is \
+             the group topics' level)"
+        );
     }
     if let Some(g) = &m.group
         && !valid_level(g)

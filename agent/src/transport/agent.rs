@@ -241,6 +241,16 @@ impl Agent {
         self.shared.bump_status();
     }
 
+    /// The policy in force changed outside a push (SIGHUP reload).
+    pub fn policy_changed(&self, serial: Option<u64>, downgrades: usize) {
+        {
+            let mut s = lock(&self.shared.status);
+            s.serial = serial;
+            s.downgrades = downgrades;
+        }
+        self.shared.bump_status();
+    }
+
     /// One line for the daemon's stop message.
     pub fn counters_line(&self) -> String {
         let c = &self.shared.counters;

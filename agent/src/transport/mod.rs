@@ -146,6 +146,15 @@ impl Session {
         applied
     }
 
+    /// The policy changed by a SIGHUP reload: report its serial and downgrades in status.
+    pub fn reloaded(&self, ir: &CompiledPolicy) {
+        let serial = self.verifier.as_ref().and_then(Verifier::recorded_serial);
+        let downgrades = armlet_policy::support::plan(self.enforcer, ir)
+            .downgrades
+            .len();
+        self.agent.policy_changed(serial, downgrades);
+    }
+
     /// One line for the daemon's stop message.
     pub fn counters_line(&self) -> String {
         self.agent.counters_line()

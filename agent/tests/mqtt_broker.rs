@@ -21,6 +21,16 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The broker tests run one at a time: each starts brokers and agents and measures delivery
+/// against wall-clock windows, which parallel runs on a small machine would starve.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn have(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd}")])
@@ -478,6 +488,7 @@ use rustls_pki_types::pem::PemObject as _;
 
 #[test]
 fn broker_refuses_clients_without_a_certificate_and_foreign_topics() {
+    let _serial = serial();
     if let Some(why) = broker_missing() {
         eprintln!("skipped: {why}");
         return;
@@ -585,6 +596,7 @@ fn broker_refuses_clients_without_a_certificate_and_foreign_topics() {
 
 #[test]
 fn push_apply_status_alerts_and_bad_payloads() {
+    let _serial = serial();
     if let Some(why) = agent_missing() {
         eprintln!("skipped: {why}");
         return;
@@ -703,6 +715,7 @@ fn push_apply_status_alerts_and_bad_payloads() {
 /// restarted: every alert arrives once, in order.
 #[test]
 fn outage_and_kill9_lose_nothing_and_resend_nothing() {
+    let _serial = serial();
     if let Some(why) = agent_missing() {
         eprintln!("skipped: {why}");
         return;

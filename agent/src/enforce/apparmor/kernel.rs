@@ -64,7 +64,12 @@ pub fn replace(profile: &str, text: &str) -> Result<(), LoadError> {
         .spawn()
         .map_err(spawn_err)?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(text.as_bytes()).map_err(spawn_err)?;
+        // A parser that refuses the text may exit before reading all of it: a broken pipe
+        // here is its answer, reported from its exit status and stderr below.
+        match stdin.write_all(text.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(spawn_err(e)),
+            _ => {}
+        }
     }
     let out = child.wait_with_output().map_err(spawn_err)?;
     if out.status.success() {

@@ -82,6 +82,16 @@ impl Verdict {
         )
     }
 
+    /// The deciding action and rule (None: the posture, or nothing, decided); `Pass` reads as
+    /// an unalerted Allow. What every enforcer puts into its decision events.
+    pub fn action_and_rule(&self) -> (Action, Option<u32>) {
+        match *self {
+            Verdict::Rule { action, rule } => (action, Some(rule)),
+            Verdict::Posture { action } => (action, None),
+            Verdict::Pass => (Action::Allow, None),
+        }
+    }
+
     /// Does the operation raise an alert?
     pub fn alerts(&self) -> bool {
         match self {

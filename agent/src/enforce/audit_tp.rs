@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use armlet_ebpf::{self as abi, maps};
 use armlet_policy::eval::{self, Access, Resource, Verdict};
 use armlet_policy::ir::{CompiledPolicy, EffectiveRules, Workload};
-use armlet_policy::model::{Action, Category};
+use armlet_policy::model::Category;
 use aya::maps::{Array, MapData, RingBuf};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -379,11 +379,7 @@ fn decision(
     if !v.alerts() {
         return None;
     }
-    let (action, rule_id) = match v {
-        Verdict::Rule { action, rule } => (action, Some(rule)),
-        Verdict::Posture { action } => (action, None),
-        Verdict::Pass => (Action::Allow, None),
-    };
+    let (action, rule_id) = v.action_and_rule();
     Some(DecisionEvent {
         timestamp: SystemTime::now(),
         category,
@@ -406,6 +402,7 @@ fn decision(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use armlet_policy::model::Action;
 
     #[test]
     fn socket_names_match_the_kernel_mapping() {

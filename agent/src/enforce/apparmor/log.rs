@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use armlet_policy::eval::{self, Access, Resource, Verdict};
+use armlet_policy::eval::{self, Access, Resource};
 use armlet_policy::ir::EffectiveRules;
-use armlet_policy::model::{Action, Category};
+use armlet_policy::model::Category;
 
 use crate::alert::{DecisionEvent, WorkloadInfo};
 use crate::enforce::audit_tp::socket_protocols;
@@ -193,11 +193,7 @@ pub fn decision(
     if !verdict.alerts() {
         return None;
     }
-    let (action, rule_id) = match verdict {
-        Verdict::Rule { action, rule } => (action, Some(rule)),
-        Verdict::Posture { action } => (action, None),
-        Verdict::Pass => (Action::Allow, None),
-    };
+    let (action, rule_id) = verdict.action_and_rule();
     Some(DecisionEvent {
         timestamp: SystemTime::now(),
         category,
@@ -221,6 +217,7 @@ pub fn decision(
 mod tests {
     use super::*;
     use armlet_policy::ir::{Posture, Workload};
+    use armlet_policy::model::Action;
 
     struct Names;
     impl SourceOf for Names {

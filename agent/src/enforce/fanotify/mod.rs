@@ -38,9 +38,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use armlet_policy::eval::{self, Access, Resource, Verdict};
+use armlet_policy::eval::{self, Access, Resource};
 use armlet_policy::ir::{CompiledPolicy, Workload};
-use armlet_policy::model::{Action, Category};
+use armlet_policy::model::Category;
 
 use crate::alert::{DecisionEvent, WorkloadInfo};
 use crate::workloads::Container;
@@ -772,11 +772,7 @@ fn decide(
     if !v.alerts() {
         return (deny, None);
     }
-    let (action, rule_id) = match v {
-        Verdict::Rule { action, rule } => (action, Some(rule)),
-        Verdict::Posture { action } => (action, None),
-        Verdict::Pass => (Action::Allow, None),
-    };
+    let (action, rule_id) = v.action_and_rule();
     let cn = procread::read_into(&mut s.path, Some(tid), "comm", &mut s.comm).unwrap_or(0);
     let alert = DecisionEvent {
         timestamp: SystemTime::now(),

@@ -348,13 +348,13 @@ pub struct BrokerArgs {
     #[arg(long = "mqtt-broker", visible_alias = "broker")]
     pub broker: Option<String>,
     /// The broker's CA certificate (PEM), the only one trusted (pinned).
-    #[arg(long = "mqtt-ca")]
+    #[arg(long = "mqtt-ca", value_parser = path_or_empty)]
     pub ca: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS; its CN is the client identity.
-    #[arg(long = "mqtt-cert")]
+    #[arg(long = "mqtt-cert", value_parser = path_or_empty)]
     pub cert: Option<PathBuf>,
     /// Client private key (PEM).
-    #[arg(long = "mqtt-key")]
+    #[arg(long = "mqtt-key", value_parser = path_or_empty)]
     pub key: Option<PathBuf>,
     /// Allow a plain-TCP mqtt:// broker (no encryption, no authentication): tests only.
     #[arg(long = "mqtt-insecure-plain")]
@@ -362,6 +362,34 @@ pub struct BrokerArgs {
     /// Fleet name (the topic level after armlet/v1/).
     #[arg(long, default_value = "default")]
     pub fleet: String,
+}
+
+/// A path that may be given empty (`--mqtt-ca=` from a packaged configuration whose key is
+/// unset); clap's own path parser refuses an empty value.
+fn path_or_empty(s: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(s))
+}
+
+impl MqttRunArgs {
+    /// The same options with empty values taken as absent. Packaged configurations pass every
+    /// key (`--mqtt-broker=${ARMLET_MQTT_BROKER}` in the systemd unit and the DaemonSet), so an
+    /// empty broker means "no MQTT" and an empty CA, certificate, key or group means "not set".
+    pub fn without_empty(&self) -> MqttRunArgs {
+        fn s(v: &Option<String>) -> Option<String> {
+            v.clone().filter(|x| !x.is_empty())
+        }
+        fn p(v: &Option<PathBuf>) -> Option<PathBuf> {
+            v.clone().filter(|x| !x.as_os_str().is_empty())
+        }
+        let mut m = self.clone();
+        m.broker.broker = s(&self.broker.broker);
+        m.broker.ca = p(&self.broker.ca);
+        m.broker.cert = p(&self.broker.cert);
+        m.broker.key = p(&self.broker.key);
+        m.group = s(&self.group);
+        m.spool_dir = p(&self.spool_dir);
+        m
+    }
 }
 
 /// MQTT options of `armlet run`.
@@ -373,7 +401,7 @@ pub struct MqttRunArgs {
     #[arg(long = "mqtt-group")]
     pub group: Option<String>,
     /// Alert spool directory (default: STATE/spool).
-    #[arg(long)]
+    #[arg(long, value_parser = path_or_empty)]
     pub spool_dir: Option<PathBuf>,
     /// Most bytes the spool may use on disk.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
@@ -463,4 +491,47 @@ pub struct BenchMqttArgs {
     /// fdatasync every append (the agent's default).
     #[arg(long)]
     pub sync: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let mut argv = vec!["armlet", "run", "--bundle", "b", "--trust", "t"];
+        argv.extend_from_slice(extra);
+        match Cli::parse_from(argv).command {
+            Command::Run(r) => r,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_mqtt_values_from_packaged_configs_mean_absent() {
+        let r = run_args(&[
+            "--mqtt-broker=",
+            "--mqtt-ca=",
+            "--mqtt-cert=",
+            "--mqtt-key=",
+            "--mqtt-group=",
+            "--spool-dir=",
+        ]);
+        let m = r.mqtt.without_empty();
+        assert!(m.broker.broker.is_none() && m.broker.ca.is_none());
+        assert!(m.broker.cert.is_none() && m.broker.key.is_none());
+        assert!(m.group.is_none() && m.spool_dir.is_none());
+    }
+
+    #[test]
+    fn set_mqtt_values_are_kept() {
+        let r = run_args(&[
+            "--mqtt-broker=mqtts://b:8883",
+            "--mqtt-ca=/ca.pem",
+            "--mqtt-group=edge",
+        ]);
+        let m = r.mqtt.without_empty();
+        assert_eq!(m.broker.broker.as_deref(), Some("mqtts://b:8883"));
+        assert_eq!(m.broker.ca, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(m.group.as_deref(), Some("edge"));
+    }
 }

@@ -8,7 +8,8 @@
                 Debian ships in /usr/share/common-licenses (when that file exists)
   unit          `systemd-analyze verify` (Debian's systemd) passes on armlet.service with no
                 message at all, in a scratch root holding the host's units and the binary;
-                and it refuses a misspelt key (so it is looking)
+                and it refuses a misspelt key (so it is looking); ExecReload is sent by
+                systemd itself (self-protection refuses a `kill` child of systemd)
   init-script   `sh -n` passes; the Yocto init script and Buildroot's S50armlet are the
                 same file; the default configuration sets every variable the script reads
   kernel        the fragment sets every option the agent needs, and an lsm list with bpf
@@ -108,8 +109,10 @@ def check_unit(armlet):
         shutil.copytree("/usr/lib/systemd/system", os.path.join(root, "usr/lib/systemd/system"),
                         symlinks=True)
         shutil.copy(armlet, os.path.join(root, "usr/bin/armlet"))
-        kill = shutil.which("kill") or "/usr/bin/kill"
-        shutil.copy(kill, os.path.join(root, "usr/bin/kill"))
+        # ExecReload runs systemctl (systemd itself then signals the agent, its child).
+        for tool in ("systemctl",):
+            path = shutil.which(tool) or f"/usr/bin/{tool}"
+            shutil.copy(path, os.path.join(root, "usr/bin", tool))
         unit = open(os.path.join(FILES, "armlet.service"), encoding="utf-8").read()
         open(os.path.join(root, "etc/systemd/system/armlet.service"), "w").write(unit)
         rc, out = verify_unit(root, "armlet.service")
@@ -120,6 +123,13 @@ def check_unit(armlet):
         rc, out = verify_unit(root, "armlet-mutant.service")
         result(bool(out), "unit-refuses-misspelt-key",
                "a misspelt key is reported" if out else "systemd-analyze said nothing about ProtectSytem=")
+    # Self-protection lets only the agent's parent (systemd) signal it: a reload through a
+    # `kill` child of systemd would be refused with EPERM while a policy is in force.
+    reload = re.search(r"^ExecReload=(.*)$", unit, re.M)
+    ok = bool(reload) and reload.group(1).split()[0] in ("systemctl", "/usr/bin/systemctl", "/bin/systemctl") \
+        and "kill" in reload.group(1) and "--kill-whom=main" in reload.group(1)
+    result(ok, "unit-reload", f"ExecReload={reload.group(1)}" if ok
+           else f"ExecReload must be sent by systemd itself (systemctl kill --kill-whom=main): {reload and reload.group(1)}")
     # Hardening must not take away what the agent needs.
     caps = set(re.search(r"^CapabilityBoundingSet=(.*)$", unit, re.M).group(1).split())
     req = subprocess.run([armlet, "probe", "--requirements"], capture_output=True, text=True)

@@ -693,9 +693,7 @@ fn push_apply_status_alerts_and_bad_payloads() {
     b.stop();
     let agent = Agent::start(d, &b, "node-a", "2");
     assert!(
-        agent
-            .log()
-            .contains("active bundle pushed over MQTT (serial 3)"),
+        agent.log().contains("(serial 3, the last one accepted)"),
         "{}",
         agent.log()
     );

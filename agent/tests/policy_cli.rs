@@ -331,9 +331,33 @@ fn run_verifies_a_signed_bundle_and_refuses_a_replay() {
         "{stdout}"
     );
     assert!(stdout.contains("default-demo"), "{stdout}");
-    // The same bundle again is a rollback (serial not above the highest seen).
+    // A restart with the same file (a reboot): the file is a rollback (serial not above the
+    // highest seen), so the node enforces its active bundle, the copy kept at acceptance.
+    let out = run(&p("state"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("(serial 5, the last one accepted)")
+            && stdout.contains("bundle rejected: rollback"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("default-demo"), "{stdout}");
+    // A tampered active copy is refused like any bundle, and then nothing is enforced.
+    let active = dir.join("state/active-bundle");
+    let mut bytes = std::fs::read(&active).expect("active bundle kept");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&active, &bytes).expect("write");
     let out = run(&p("state"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bundle rejected: rollback"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("active bundle in") && stderr.contains("is refused"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -103,7 +103,12 @@ pub fn active_bundle(
     match v.load_active() {
         Ok(Some((ir, serial))) => Ok(Some((
             ir,
-            format!("active bundle pushed over MQTT (serial {serial})"),
+            format!(
+                "active bundle {} (serial {serial}, the last one accepted)",
+                v.state
+                    .join(crate::transport::control::ACTIVE_BUNDLE)
+                    .display()
+            ),
         ))),
         Ok(None) => Ok(None),
         Err(r) => bail!("the active bundle in {} is refused: {r}", v.state.display()),

@@ -119,11 +119,19 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
              --insecure-dev"
         ),
     };
-    // A bundle pushed over MQTT and applied before a restart is enforced again (the --bundle
-    // file is then older than the recorded serial).
+    // After the first start the --bundle file's serial is the recorded one (or older, once a
+    // newer bundle was pushed or reloaded), so the verifier refuses it as a rollback; the node
+    // then enforces its active bundle, the last one it accepted, re-verified at exactly the
+    // recorded serial. Only when neither verifies does it refuse to start.
     let (ir, origin) = match source.load() {
         Ok(loaded) => loaded,
-        Err(e) => crate::cmd::fleet::active_bundle(&source)?.ok_or(e)?,
+        Err(e) => match crate::cmd::fleet::active_bundle(&source)? {
+            Some((ir, origin)) => (
+                ir,
+                format!("{origin}; the --bundle file was not applied: {e:#}"),
+            ),
+            None => return Err(e),
+        },
     };
 
     let report = support::plan(chosen, &ir);
@@ -183,7 +191,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             None => None,
         },
         workloads_file: a.workloads_file.clone(),
-        mqtt: crate::cmd::fleet::run_config(&a.mqtt, &node, &a.state)?,
+        mqtt: crate::cmd::fleet::run_config(&a.mqtt.without_empty(), &node, &a.state)?,
     };
     if engine == Enforcer::Fanotify {
         daemon::run_fanotify(ir, &host, &source, engine, scope, &out)?;
@@ -239,5 +247,16 @@ fn verify_for_node(
     .map_err(|r| anyhow::anyhow!("bundle rejected: {}: {}", r.code, r.detail))?;
     let ir = CompiledPolicy::from_bytes(&accepted.payload)
         .context("the verified bundle's payload is not a policy this agent can apply")?;
+    // Kept beside the serial just recorded: the next start finds the file's serial no longer
+    // above the recorded one (rollback) and enforces this copy, re-verified at exactly that
+    // serial, instead of starting with nothing.
+    crate::transport::control::Verifier {
+        trust: trust.to_owned(),
+        state: state.to_owned(),
+        node: node.to_owned(),
+        labels: labels.to_owned(),
+    }
+    .persist_active(&bytes)
+    .with_context(|| format!("keeping the accepted bundle in {}", state.display()))?;
     Ok((ir, accepted.manifest.serial))
 }

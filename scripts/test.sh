@@ -67,8 +67,9 @@ step "qemu scenarios: BPF-LSM enforcement in Debian 6.12 VMs (aarch64 + x86_64)"
 # armlet's own scenarios and, where ../shared is present, KubeArmor's host scenarios.
 qemu-tests/run --no-setup
 
-step "packaging: image-style boot (qemu aarch64, busybox init, the packaged init script and layout)"
-# About 15 s warm (VM ~11 s); reuses the aarch64 binary and kernel of the steps above.
+step "packaging: image-style boot (qemu aarch64, busybox init, the packaged init script and layout, an MQTT push to a broker in the guest)"
+# About 75 s warm (VM ~32 s: two restarts and the MQTT push under TCG); reuses the aarch64
+# binary and kernel of the steps above.
 qemu-tests/image-boot --no-setup
 
 conformance=../shared/conformance/kubearmor/host_scenarios

@@ -68,7 +68,7 @@ else
 fi
 st=$($INIT status 2>&1)
 case "$st" in
-	*enforcing*"serial 2"*) qt_check_pass status-updated "$st" ;;
+	*enforcing*"serial 2"*) qt_check_pass status-updated "$(echo "$st" | grep -m1 'serial 2')" ;;
 	*) qt_check_fail status-updated "$st" ;;
 esac
 
@@ -84,6 +84,77 @@ if wait_for 60 log_has 'reload refused.*rollback'; then
 	fi
 else
 	qt_check_fail rollback-refused "no refusal; log: $(tail -n 3 "$LOG")"
+fi
+
+# A restart (as after a reboot): the bundle file's serial 2 is now the recorded one, so the
+# node enforces its active copy of it, re-verified at exactly that serial.
+$INIT restart >/dev/null 2>&1
+if wait_for 120 test -e /run/armlet/ready && blocked /etc/site-key/key; then
+	qt_check_pass restart-keeps-file-bundle "$(grep '^policy source:' "$LOG" | tail -n 1 | cut -c1-200)"
+else
+	qt_check_fail restart-keeps-file-bundle "site-key: $(cat /etc/site-key/key 2>&1); log: $(tail -n 4 "$LOG")"
+fi
+
+# --- Over MQTT: Mosquitto on loopback (image/S40mosquitto), the controller's identity. ---
+MQ="--broker mqtts://127.0.0.1:8883 --mqtt-ca /armlet-qt/ca.pem --mqtt-cert /armlet-qt/controller.pem --mqtt-key /armlet-qt/controller.key"
+fleet_line() { armlet fleet status $MQ 2>/dev/null | grep '^image-node '; }
+status_has() { fleet_line | grep -q "$1"; }
+# The agent connects after it is ready (no broker wait at start); the retained status follows.
+if wait_for 60 status_has "^image-node online serial 2 enforcer bpf-lsm"; then
+	qt_check_pass mqtt-status-online "$(fleet_line)"
+else
+	qt_check_fail mqtt-status-online "fleet status: $(armlet fleet status $MQ 2>&1 | tail -n 3); log: $(grep mqtt "$LOG" | tail -n 3); broker: $(pidof mosquitto || echo not running) $(tail -n 5 /var/log/mosquitto.log 2>&1)"
+fi
+# A consumer of the alerts topic, started before the push so it sees the alert live.
+armlet alerts tail $MQ --node image-node --json --timeout 120s >/tmp/tail.out 2>/tmp/tail.err &
+tail_pid=$!
+sleep 2
+out=$(armlet push $MQ --node image-node --timeout 60s /armlet-qt/bundle-3 2>&1); rc=$?
+case "$rc:$out" in
+	0:*"image-node: applied 3"*) qt_check_pass mqtt-push-applied "$(echo "$out" | tr '\n' ' ')" ;;
+	*) qt_check_fail mqtt-push-applied "rc=$rc: $out; log: $(tail -n 3 "$LOG")" ;;
+esac
+if blocked /etc/pushed-key/key && blocked /etc/site-key/key; then
+	qt_check_pass mqtt-push-enforced "serial 3 blocks /etc/pushed-key/key (and still /etc/site-key/key)"
+else
+	qt_check_fail mqtt-push-enforced "pushed-key: $(cat /etc/pushed-key/key 2>&1); site-key: $(cat /etc/site-key/key 2>&1)"
+fi
+tail_has() { grep -q '"Resource":"/etc/pushed-key/key"' /tmp/tail.out; }
+if wait_for 60 tail_has; then
+	a=$(grep -m1 '"Resource":"/etc/pushed-key/key"' /tmp/tail.out)
+	case "$a" in
+		*'"PolicyName":"image-pushed"'*'"Action":"Block"'*|*'"Action":"Block"'*'"PolicyName":"image-pushed"'*)
+			qt_check_pass mqtt-alert-delivered "$(echo "$a" | cut -c1-220)" ;;
+		*) qt_check_fail mqtt-alert-delivered "wrong fields: $a" ;;
+	esac
+else
+	qt_check_fail mqtt-alert-delivered "no alert for /etc/pushed-key/key from alerts tail: $(tail -n 3 /tmp/tail.out) $(tail -n 3 /tmp/tail.err)"
+fi
+kill "$tail_pid" 2>/dev/null
+if wait_for 30 status_has "serial 3 .*last-push applied 3"; then
+	qt_check_pass mqtt-status-updated "$(fleet_line)"
+else
+	qt_check_fail mqtt-status-updated "$(fleet_line)"
+fi
+out=$(armlet push $MQ --node image-node --timeout 60s /armlet-qt/bundle-2 2>&1); rc=$?
+case "$rc:$out" in
+	1:*"image-node: rejected rollback"*)
+		if blocked /etc/pushed-key/key; then
+			qt_check_pass mqtt-rollback-rejected "$(echo "$out" | tr '\n' ' '); serial 3 still enforced"
+		else
+			qt_check_fail mqtt-rollback-rejected "rejected, but /etc/pushed-key/key is readable again"
+		fi ;;
+	*) qt_check_fail mqtt-rollback-rejected "rc=$rc: $out" ;;
+esac
+
+# The broker gone, the agent restarted: the pushed bundle (newer than the image's file) is
+# enforced again from the state directory.
+/etc/init.d/S40mosquitto stop
+$INIT restart >/dev/null 2>&1
+if wait_for 120 test -e /run/armlet/ready && blocked /etc/pushed-key/key; then
+	qt_check_pass restart-keeps-pushed-bundle "$(grep '^policy source:' "$LOG" | tail -n 1 | cut -c1-200)"
+else
+	qt_check_fail restart-keeps-pushed-bundle "pushed-key: $(cat /etc/pushed-key/key 2>&1); log: $(tail -n 4 "$LOG")"
 fi
 
 out=$($INIT stop 2>&1)

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::transport::link::ProtocolChoice;
+
 /// armlet: a runtime-security agent for edge and 5G Linux nodes.
 #[derive(Debug, Parser)]
 #[command(name = "armlet", version, about, long_about = None, propagate_version = true)]
@@ -359,6 +361,9 @@ pub struct BrokerArgs {
     /// Allow a plain-TCP mqtt:// broker (no encryption, no authentication): tests only.
     #[arg(long = "mqtt-insecure-plain")]
     pub insecure_plain: bool,
+    /// MQTT version: 5 where the broker offers it and 3.1.1 otherwise (auto), or only one.
+    #[arg(long = "mqtt-protocol", value_enum, default_value_t = ProtocolChoice::Auto)]
+    pub protocol: ProtocolChoice,
     /// Fleet name (the topic level after armlet/v1/).
     #[arg(long, default_value = "default")]
     pub fleet: String,
@@ -447,6 +452,10 @@ pub struct AlertsTailArgs {
     /// A persistent session name: the broker keeps alerts for it while it is away.
     #[arg(long)]
     pub session: Option<String>,
+    /// MQTT 5: how long the broker keeps the --session while this consumer is away (3.1.1
+    /// brokers keep it until they drop it themselves).
+    #[arg(long, default_value = "7d")]
+    pub session_expiry: humantime::Duration,
     /// Stop after this many alerts.
     #[arg(long)]
     pub max: Option<u64>,

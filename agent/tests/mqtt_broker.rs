@@ -312,6 +312,10 @@ struct Agent {
 
 impl Agent {
     fn start(d: &Path, b: &Broker, node: &str, tag: &str) -> Agent {
+        Agent::start_with(d, b, node, tag, &[])
+    }
+
+    fn start_with(d: &Path, b: &Broker, node: &str, tag: &str, extra: &[&str]) -> Agent {
         let ready = d.join(format!("ready-{tag}"));
         let _ = fs::remove_file(&ready);
         let stderr = d.join(format!("agent-{tag}.err"));
@@ -327,6 +331,7 @@ impl Agent {
             ])
             .args(["--enforcer", "audit", "--node", node, "--mqtt-group", "g1"])
             .args(tls(b, d, node))
+            .args(extra)
             .arg("--ready-file")
             .arg(&ready)
             .stdout(fs::File::create(d.join(format!("agent-{tag}.out"))).unwrap())
@@ -612,6 +617,12 @@ fn push_apply_status_alerts_and_bad_payloads() {
     wait_for("online status", 30, || {
         fleet_status(d, &b).contains("node-a online serial 1 enforcer audit")
     });
+    // MQTT 5 with Mosquitto: its log names the protocol level (p5), the status says it.
+    let log = fs::read_to_string(d.join("mosquitto.log")).unwrap();
+    assert!(log.contains("as node-a (p5,"), "{log}");
+    let st = fleet_status(d, &b);
+    assert!(st.contains("last-push - mqtt 5"), "{st}");
+    assert!(agent.log().contains("(MQTT 5)"), "{}", agent.log());
 
     // Push serial 2: verified, applied, reported.
     let (code, out) = push(d, &b, "node-a", "b2.bin");
@@ -763,7 +774,9 @@ fn outage_and_kill9_lose_nothing_and_resend_nothing() {
     let mut agent = agent;
     agent.child.kill().unwrap();
     agent.child.wait().unwrap();
-    let agent = Agent::start(d, &b, "node-c", "2");
+    // The restarted agent speaks MQTT 3.1.1 (the first spoke 5, the tail too): the same spool
+    // continues in either version.
+    let agent = Agent::start_with(d, &b, "node-c", "2", &["--mqtt-protocol", "3.1.1"]);
     burst(20, &mut names);
     std::thread::sleep(Duration::from_secs(2));
     while outage.elapsed() < Duration::from_secs(15) {
@@ -780,4 +793,8 @@ fn outage_and_kill9_lose_nothing_and_resend_nothing() {
         .collect();
     assert_eq!(got, names);
     assert!(err.contains("0 gaps, 0 duplicates"), "{err}");
+    // Mosquitto's protocol numbers: p2 is 3.1.1, p5 is 5.
+    let log = fs::read_to_string(d.join("mosquitto.log")).unwrap();
+    assert!(log.contains("as node-c (p5,"), "{log}");
+    assert!(log.contains("as node-c (p2,"), "{log}");
 }

@@ -11,10 +11,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 use crate::cli::{AlertsTailArgs, BrokerArgs, FleetStatusArgs, MqttRunArgs, PushArgs};
 use crate::transport::agent::sha256_hex;
+use crate::transport::link::{Ev, Link, Negotiator, PubOpts, Retry, SessionMode};
 use crate::transport::mqtt::{Backoff, BrokerConfig, Topics, valid_level};
 use crate::transport::wire::{self, Lane};
 
@@ -26,14 +26,46 @@ fn broker(b: &BrokerArgs, client_id: String) -> anyhow::Result<BrokerConfig> {
     if !valid_level(&b.fleet) {
         bail!("--fleet {:?} is not a valid topic level", b.fleet);
     }
-    Ok(BrokerConfig::new(
+    let mut cfg = BrokerConfig::new(
         url,
         b.ca.as_deref(),
         b.cert.as_deref(),
         b.key.as_deref(),
         b.insecure_plain,
         client_id,
-    )?)
+    )?;
+    cfg.protocol = b.protocol;
+    Ok(cfg)
+}
+
+/// Connect in the version the negotiator says (MQTT 5 first, then 3.1.1 if the broker refuses
+/// 5) and wait for the CONNACK; true when the broker resumed a session.
+async fn connect(
+    cfg: &BrokerConfig,
+    neg: &mut Negotiator,
+    session: SessionMode,
+) -> anyhow::Result<(Link, bool)> {
+    loop {
+        let mut link = Link::new(cfg, neg.protocol(), session, None, 16)?;
+        let e = loop {
+            match tokio::time::timeout(Duration::from_secs(30), link.poll()).await {
+                Err(_) => bail!("no answer from {}:{} within 30s", cfg.host, cfg.port),
+                Ok(Ok(Ev::ConnAck {
+                    session_present, ..
+                })) => {
+                    if let Some(note) = neg.connected() {
+                        eprintln!("armlet: {note}");
+                    }
+                    return Ok((link, session_present));
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => break e,
+            }
+        };
+        if neg.failed_before_connack(&e) == Retry::Backoff {
+            bail!("broker connection (MQTT {}): {e}", link.protocol.as_str());
+        }
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -154,11 +186,16 @@ pub fn push(a: &PushArgs) -> anyhow::Result<ExitCode> {
     let group = a.group.is_some();
     let rt = runtime()?;
     let outcomes = rt.block_on(async {
-        let (client, mut el) = AsyncClient::new(cfg.options()?, 16);
-        client.subscribe(status_topic, QoS::AtLeastOnce).await?;
-        client
-            .publish(topic, QoS::AtLeastOnce, false, bytes)
-            .await?;
+        let (mut link, _) =
+            connect(&cfg, &mut Negotiator::new(cfg.protocol), SessionMode::CLEAN).await?;
+        let client = link.client.clone();
+        client.subscribe(&status_topic).await?;
+        // MQTT 5: a push nobody took within the timeout is not delivered later.
+        let opts = PubOpts {
+            alias: None,
+            expiry: Some(timeout),
+        };
+        client.publish(&topic, false, bytes, opts).await?;
         let deadline = Instant::now() + timeout;
         let mut outcomes: BTreeMap<String, String> = BTreeMap::new();
         loop {
@@ -166,11 +203,11 @@ pub fn push(a: &PushArgs) -> anyhow::Result<ExitCode> {
             if left.is_zero() {
                 break;
             }
-            match tokio::time::timeout(left, el.poll()).await {
+            match tokio::time::timeout(left, link.poll()).await {
                 Err(_) => break,
                 Ok(Err(e)) => anyhow::bail!("broker connection: {e}"),
-                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) else {
+                Ok(Ok(Ev::Publish { payload, .. })) => {
+                    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&payload) else {
                         continue;
                     };
                     let fresh = v["time"].as_u64().is_some_and(|t| t >= started);
@@ -246,8 +283,11 @@ pub fn tail(a: &AlertsTailArgs) -> anyhow::Result<ExitCode> {
     let topic = format!("{}/alerts", Topics::prefix(&a.broker.fleet, node));
     let id = a.session.clone().unwrap_or_else(|| client_id("tail"));
     let cfg = broker(&a.broker, id)?;
-    let mut opts: MqttOptions = cfg.options()?;
-    opts.set_clean_session(a.session.is_none());
+    let session = SessionMode {
+        clean: a.session.is_none(),
+        expiry: a.session_expiry.into(),
+    };
+    let mut neg = Negotiator::new(cfg.protocol);
     let deadline = a.timeout.map(|t| Instant::now() + Duration::from(t));
     let rt = runtime()?;
     let mut check = SeqCheck::default();
@@ -256,8 +296,25 @@ pub fn tail(a: &AlertsTailArgs) -> anyhow::Result<ExitCode> {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     rt.block_on(async {
         'outer: loop {
-            let (client, mut el) = AsyncClient::new(opts.clone(), 16);
-            client.subscribe(topic.clone(), QoS::AtLeastOnce).await?;
+            let mut link = match connect(&cfg, &mut neg, session).await {
+                Ok((l, resumed)) => {
+                    if let (Some(name), false) = (&a.session, resumed) {
+                        eprintln!(
+                            "armlet: tail: session {name:?} starts new (MQTT {}): alerts \
+                             published before it existed or after it expired are not replayed",
+                            l.protocol.as_str()
+                        );
+                    }
+                    l
+                }
+                Err(e) => {
+                    eprintln!("armlet: tail: {e:#}; reconnecting");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue 'outer;
+                }
+            };
+            backoff.reset();
+            link.client.subscribe(&topic).await?;
             loop {
                 let left = deadline.map_or(Duration::from_secs(3600), |d| {
                     d.saturating_duration_since(Instant::now())
@@ -265,19 +322,18 @@ pub fn tail(a: &AlertsTailArgs) -> anyhow::Result<ExitCode> {
                 if left.is_zero() {
                     break 'outer;
                 }
-                match tokio::time::timeout(left, el.poll()).await {
+                match tokio::time::timeout(left, link.poll()).await {
                     Err(_) => break 'outer,
                     Ok(Err(e)) => {
                         eprintln!("armlet: tail: broker connection: {e}; reconnecting");
                         tokio::time::sleep(backoff.next_delay()).await;
                         continue 'outer;
                     }
-                    Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => backoff.reset(),
-                    Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                    Ok(Ok(Ev::Publish { topic, payload })) => {
                         batches += 1;
-                        match wire::decode(&p.payload) {
+                        match wire::decode(&payload) {
                             Err(e) => {
-                                eprintln!("armlet: tail: {}: undecodable batch: {e}", p.topic)
+                                eprintln!("armlet: tail: {topic}: undecodable batch: {e}")
                             }
                             Ok(d) => {
                                 for n in &d.alerts {
@@ -333,18 +389,19 @@ pub fn status(a: &FleetStatusArgs) -> anyhow::Result<ExitCode> {
     let wait: Duration = a.wait.into();
     let rt = runtime()?;
     let nodes = rt.block_on(async {
-        let (client, mut el) = AsyncClient::new(cfg.options()?, 16);
-        client.subscribe(topic, QoS::AtLeastOnce).await?;
+        let (mut link, _) =
+            connect(&cfg, &mut Negotiator::new(cfg.protocol), SessionMode::CLEAN).await?;
+        link.client.subscribe(&topic).await?;
         let deadline = Instant::now() + wait;
         let mut nodes: BTreeMap<String, serde_json::Value> = BTreeMap::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, el.poll()).await {
+            match tokio::time::timeout(left, link.poll()).await {
                 Err(_) => break,
                 Ok(Err(e)) => anyhow::bail!("broker connection: {e}"),
-                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) {
-                        let node = v["node"].as_str().unwrap_or(&p.topic).to_string();
+                Ok(Ok(Ev::Publish { topic, payload })) => {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&payload) {
+                        let node = v["node"].as_str().unwrap_or(&topic).to_string();
                         nodes.insert(node, v);
                     }
                 }
@@ -362,13 +419,15 @@ pub fn status(a: &FleetStatusArgs) -> anyhow::Result<ExitCode> {
             m.values().filter_map(serde_json::Value::as_u64).sum()
         });
         println!(
-            "{node} {} serial {} enforcer {} downgrades {} drops {drops} spool {} last-push {}",
+            "{node} {} serial {} enforcer {} downgrades {} drops {drops} spool {} last-push {} \
+             mqtt {}",
             v["state"].as_str().unwrap_or("?"),
             v["serial"],
             v["enforcer"].as_str().unwrap_or("?"),
             v["downgrades"],
             v["spool"]["alerts"],
             v["bundle"].as_str().unwrap_or("-"),
+            v["mqtt"].as_str().unwrap_or("-"),
         );
     }
     if nodes.is_empty() {

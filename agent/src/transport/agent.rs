@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
 use sha2::Digest as _;
 
 use crate::alert::Alert;
 use crate::transport::aggregate::{Aggregator, Limits, Out};
+use crate::transport::link::{Ev, Link, Negotiator, PubOpts, Retry, SessionMode, Will};
 use crate::transport::mqtt::{Backoff, BrokerConfig, Topics};
 use crate::transport::spool::{Record, Spool, SpoolError, SpoolLimits};
 use crate::transport::wire::Lane;
@@ -81,6 +81,8 @@ struct Shared {
     counters: Counters,
     stop: AtomicBool,
     online: AtomicBool,
+    /// The MQTT version of the current (or last) connection: 0 none yet, 4 = 3.1.1, 5.
+    protocol: std::sync::atomic::AtomicU8,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,6 +118,11 @@ impl Shared {
             "node": node,
             "time": unix_now(),
             "agent": env!("CARGO_PKG_VERSION"),
+            "mqtt": match self.protocol.load(Ordering::Relaxed) {
+                5 => Some("5"),
+                4 => Some("3.1.1"),
+                _ => None,
+            },
             "serial": s.serial,
             "enforcer": s.enforcer,
             "downgrades": s.downgrades,
@@ -176,6 +183,7 @@ impl Agent {
             counters: Counters::default(),
             stop: AtomicBool::new(false),
             online: AtomicBool::new(false),
+            protocol: std::sync::atomic::AtomicU8::new(0),
         });
         let (tx, rx) = mpsc::sync_channel(CHANNEL);
         let (btx, brx) = mpsc::sync_channel(BUNDLE_QUEUE);
@@ -349,60 +357,78 @@ fn mqtt_thread(shared: &Shared, cfg: &Config, bundles: &SyncSender<Vec<u8>>) {
     rt.block_on(mqtt_loop(shared, cfg, bundles));
 }
 
+/// The alerts topic's alias in MQTT 5 (the first batch of a connection sets it).
+const ALERTS_ALIAS: u16 = 1;
+
 async fn mqtt_loop(shared: &Shared, cfg: &Config, bundles: &SyncSender<Vec<u8>>) {
     let topics = Topics {
         fleet: cfg.fleet.clone(),
         node: cfg.node.clone(),
     };
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut negotiator = Negotiator::new(cfg.broker.protocol);
     let mut last_error = String::new();
     while !shared.stop.load(Ordering::SeqCst) {
-        let mut opts = match cfg.broker.options() {
-            Ok(o) => o,
+        let protocol = negotiator.protocol();
+        let will = Will {
+            topic: topics.status(),
+            payload: shared.status_json(false, &cfg.fleet, &cfg.node),
+        };
+        let mut link = match Link::new(&cfg.broker, protocol, SessionMode::CLEAN, Some(will), 64) {
+            Ok(l) => l,
             Err(e) => {
                 eprintln!("armlet: mqtt: {e}; not connecting");
                 return;
             }
         };
-        opts.set_last_will(LastWill::new(
-            topics.status(),
-            shared.status_json(false, &cfg.fleet, &cfg.node),
-            QoS::AtLeastOnce,
-            true,
-        ));
-        let (client, mut el) = AsyncClient::new(opts, 64);
+        let client = link.client.clone();
         let mut order: VecDeque<Tag> = VecDeque::new();
         let mut inflight: VecDeque<(u16, Option<Record>, bool)> = VecDeque::new();
         let mut connected = false;
+        // MQTT 5 with a broker that allows topic aliases: Some(alias set on this connection).
+        let mut alias: Option<bool> = None;
         let mut published_status = 0u64;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
-        let result: Result<(), String> = loop {
+        let result: Result<(), crate::transport::link::LinkError> = loop {
             tokio::select! {
-                ev = el.poll() => match ev {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                ev = link.poll() => match ev {
+                    Ok(Ev::ConnAck { topic_alias_max, .. }) => {
                         connected = true;
                         backoff.reset();
+                        if let Some(note) = negotiator.connected() {
+                            eprintln!("armlet: mqtt: {note}");
+                        }
+                        shared.protocol.store(
+                            if protocol == crate::transport::link::Protocol::V5 { 5 } else { 4 },
+                            Ordering::Relaxed,
+                        );
                         shared.online.store(true, Ordering::SeqCst);
                         shared.counters.connects.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("armlet: mqtt: connected to {}:{}", cfg.broker.host, cfg.broker.port);
+                        eprintln!(
+                            "armlet: mqtt: connected to {}:{} (MQTT {})",
+                            cfg.broker.host,
+                            cfg.broker.port,
+                            protocol.as_str()
+                        );
                         last_error.clear();
+                        alias = (topic_alias_max >= ALERTS_ALIAS).then_some(false);
                         let mut subs = vec![topics.bundle()];
                         if let Some(g) = &cfg.group {
                             subs.push(Topics::group_bundle(&cfg.fleet, g));
                         }
                         for t in subs {
-                            if let Err(e) = client.try_subscribe(t, QoS::AtLeastOnce) {
+                            if let Err(e) = client.try_subscribe(&t) {
                                 break_err(&mut last_error, e.to_string());
                             }
                         }
                         published_status = 0;
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if bundles.try_send(p.payload.to_vec()).is_err() {
+                    Ok(Ev::Publish { payload, .. }) => {
+                        if bundles.try_send(payload.to_vec()).is_err() {
                             shared.counters.bundles_dropped.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                    Ok(Ev::SentPublish(pkid)) => {
                         if let Some(tag) = order.pop_front() {
                             match tag {
                                 Tag::Alerts(r) => inflight.push_back((pkid, Some(r), false)),
@@ -410,8 +436,8 @@ async fn mqtt_loop(shared: &Shared, cfg: &Config, bundles: &SyncSender<Vec<u8>>)
                             }
                         }
                     }
-                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        if let Some(e) = inflight.iter_mut().find(|e| e.0 == ack.pkid && !e.2) {
+                    Ok(Ev::PubAck(pkid)) => {
+                        if let Some(e) = inflight.iter_mut().find(|e| e.0 == pkid && !e.2) {
                             e.2 = true;
                         }
                         // Acknowledge in the spool in send order only.
@@ -432,23 +458,23 @@ async fn mqtt_loop(shared: &Shared, cfg: &Config, bundles: &SyncSender<Vec<u8>>)
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => break Err(e.to_string()),
+                    Err(e) => break Err(e),
                 },
                 _ = tick.tick() => {
                     if shared.stop.load(Ordering::SeqCst) {
                         if connected {
                             let _ = client.try_publish(
-                                topics.status(),
-                                QoS::AtLeastOnce,
+                                &topics.status(),
                                 true,
                                 shared.status_json(false, &cfg.fleet, &cfg.node),
+                                PubOpts::default(),
                             );
                             let _ = client.try_disconnect();
                             // Let the event loop write both packets.
                             let deadline = Instant::now() + Duration::from_secs(2);
                             while Instant::now() < deadline {
-                                match tokio::time::timeout(Duration::from_millis(200), el.poll()).await {
-                                    Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) => break,
+                                match tokio::time::timeout(Duration::from_millis(200), link.poll()).await {
+                                    Ok(Ok(Ev::SentDisconnect)) | Ok(Err(_)) => break,
                                     _ => {}
                                 }
                             }
@@ -462,7 +488,7 @@ async fn mqtt_loop(shared: &Shared, cfg: &Config, bundles: &SyncSender<Vec<u8>>)
                     if version != published_status {
                         published_status = version;
                         let body = shared.status_json(true, &cfg.fleet, &cfg.node);
-                        if client.try_publish(topics.status(), QoS::AtLeastOnce, true, body).is_ok() {
+                        if client.try_publish(&topics.status(), true, body, PubOpts::default()).is_ok() {
                             order.push_back(Tag::Other);
                         }
                     }
@@ -473,7 +499,19 @@ async fn mqtt_loop(shared: &Shared, cfg: &Config, bundles: &SyncSender<Vec<u8>>)
                         match next {
                             Ok(Some(r)) => {
                                 let body = r.batch.clone();
-                                if client.try_publish(topics.alerts(), QoS::AtLeastOnce, false, body).is_ok() {
+                                // MQTT 5: the first batch names the topic and sets the alias,
+                                // the later ones carry only the alias.
+                                let (topic, opts) = match alias {
+                                    None => (topics.alerts(), PubOpts::default()),
+                                    Some(set) => (
+                                        if set { String::new() } else { topics.alerts() },
+                                        PubOpts { alias: Some(ALERTS_ALIAS), expiry: None },
+                                    ),
+                                };
+                                if client.try_publish(&topic, false, body, opts).is_ok() {
+                                    if alias.is_some() {
+                                        alias = Some(true);
+                                    }
                                     shared.counters.sent_batches.fetch_add(1, Ordering::Relaxed);
                                     order.push_back(Tag::Alerts(r));
                                 } else {
@@ -495,17 +533,30 @@ async fn mqtt_loop(shared: &Shared, cfg: &Config, bundles: &SyncSender<Vec<u8>>)
         shared.online.store(false, Ordering::SeqCst);
         // Whatever was sent and not acknowledged goes again, in order, on the next connection.
         lock(&shared.spool).rewind();
-        match result {
+        let e = match result {
             Ok(()) => return,
-            Err(e) => {
-                if e != last_error {
-                    eprintln!(
-                        "armlet: mqtt: connection to {}:{} failed: {e}; retrying with backoff",
-                        cfg.broker.host, cfg.broker.port
-                    );
-                    last_error = e;
+            Err(e) => e,
+        };
+        let retry = if connected {
+            Retry::Backoff
+        } else {
+            negotiator.failed_before_connack(&e)
+        };
+        let text = format!("MQTT {}: {e}", protocol.as_str());
+        if text != last_error {
+            eprintln!(
+                "armlet: mqtt: connection to {}:{} failed: {text}; {}",
+                cfg.broker.host,
+                cfg.broker.port,
+                match retry {
+                    Retry::Now => "trying MQTT 3.1.1 at once",
+                    Retry::Backoff => "retrying with backoff",
                 }
-            }
+            );
+            last_error = text;
+        }
+        if retry == Retry::Now {
+            continue;
         }
         let delay = backoff.next_delay();
         let deadline = Instant::now() + delay;

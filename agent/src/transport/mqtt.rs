@@ -6,13 +6,13 @@
 //! the source of truth for what was delivered. Every connection starts clean; what was sent but
 //! not acknowledged is rewound in the spool and sent again (same sequence numbers), and the
 //! subscriptions are made again, so a broker that lost its state loses nothing of ours.
-//! MQTT 3.1.1 only for now (v5 session expiry / topic aliases are not used yet).
+//! The connection itself, MQTT 5 or 3.1.1, is [`crate::transport::link`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+pub use crate::transport::link::ProtocolChoice;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -45,6 +45,8 @@ pub struct BrokerConfig {
     /// None: plain TCP (only with the explicit flag).
     pub tls: Option<TlsFiles>,
     pub client_id: String,
+    /// Which MQTT version to speak ([`crate::transport::link::Negotiator`]).
+    pub protocol: ProtocolChoice,
 }
 
 #[derive(Debug, Clone)]
@@ -102,24 +104,8 @@ impl BrokerConfig {
             port,
             tls,
             client_id,
+            protocol: ProtocolChoice::Auto,
         })
-    }
-
-    /// rumqttc options (a clean session; keep-alive 30 s).
-    pub fn options(&self) -> Result<MqttOptions, MqttError> {
-        let mut o = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
-        o.set_keep_alive(Duration::from_secs(30));
-        o.set_clean_session(true);
-        // Room for the largest bundle plus framing; larger bundles are refused by the verifier
-        // (`oversize`) rather than by a dropped connection.
-        let max = armlet_bundle::envelope::MAX_BUNDLE_LEN + 64 * 1024;
-        o.set_max_packet_size(max, max);
-        if let Some(tls) = &self.tls {
-            o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                client_config(tls)?,
-            )));
-        }
-        Ok(o)
     }
 }
 

@@ -319,13 +319,16 @@ fn run_verifies_a_signed_bundle_and_refuses_a_replay() {
             "apparmor",
         ])
     };
-    let out = run(&p("state"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run_ok = |state: &str| {
+        let out = run(state);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = run_ok(&p("state"));
     assert!(
         stdout.contains("policy source: signed bundle") && stdout.contains("(serial 5)"),
         "{stdout}"
@@ -333,13 +336,7 @@ fn run_verifies_a_signed_bundle_and_refuses_a_replay() {
     assert!(stdout.contains("default-demo"), "{stdout}");
     // A restart with the same file (a reboot): the file is a rollback (serial not above the
     // highest seen), so the node enforces its active bundle, the copy kept at acceptance.
-    let out = run(&p("state"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_ok(&p("state"));
     assert!(
         stdout.contains("(serial 5, the last one accepted)")
             && stdout.contains("bundle rejected: rollback"),

@@ -189,13 +189,13 @@ pub fn push(a: &PushArgs) -> anyhow::Result<ExitCode> {
         let (mut link, _) =
             connect(&cfg, &mut Negotiator::new(cfg.protocol), SessionMode::CLEAN).await?;
         let client = link.client.clone();
-        client.subscribe(&status_topic).await?;
+        client.try_subscribe(&status_topic)?;
         // MQTT 5: a push nobody took within the timeout is not delivered later.
         let opts = PubOpts {
             alias: None,
             expiry: Some(timeout),
         };
-        client.publish(&topic, false, bytes, opts).await?;
+        client.try_publish(&topic, false, bytes, opts)?;
         let deadline = Instant::now() + timeout;
         let mut outcomes: BTreeMap<String, String> = BTreeMap::new();
         loop {
@@ -314,7 +314,7 @@ pub fn tail(a: &AlertsTailArgs) -> anyhow::Result<ExitCode> {
                 }
             };
             backoff.reset();
-            link.client.subscribe(&topic).await?;
+            link.client.try_subscribe(&topic)?;
             loop {
                 let left = deadline.map_or(Duration::from_secs(3600), |d| {
                     d.saturating_duration_since(Instant::now())
@@ -391,7 +391,7 @@ pub fn status(a: &FleetStatusArgs) -> anyhow::Result<ExitCode> {
     let nodes = rt.block_on(async {
         let (mut link, _) =
             connect(&cfg, &mut Negotiator::new(cfg.protocol), SessionMode::CLEAN).await?;
-        link.client.subscribe(&topic).await?;
+        link.client.try_subscribe(&topic)?;
         let deadline = Instant::now() + wait;
         let mut nodes: BTreeMap<String, serde_json::Value> = BTreeMap::new();
         loop {

@@ -221,41 +221,10 @@ impl Client {
         }
     }
 
-    /// Queue a QoS 1 publish, waiting for room in the request queue.
-    pub async fn publish(
-        &self,
-        topic: &str,
-        retain: bool,
-        payload: Vec<u8>,
-        o: PubOpts,
-    ) -> Result<(), LinkError> {
-        match self {
-            Client::V311(c) => c
-                .publish(topic, qos4(), retain, payload)
-                .await
-                .map_err(client_err),
-            Client::V5(c) => match props(o) {
-                Some(p) => {
-                    c.publish_with_properties(topic, qos5(), retain, payload, p)
-                        .await
-                }
-                None => c.publish(topic, qos5(), retain, payload).await,
-            }
-            .map_err(client_err),
-        }
-    }
-
     pub fn try_subscribe(&self, topic: &str) -> Result<(), LinkError> {
         match self {
             Client::V311(c) => c.try_subscribe(topic, qos4()).map_err(client_err),
             Client::V5(c) => c.try_subscribe(topic, qos5()).map_err(client_err),
-        }
-    }
-
-    pub async fn subscribe(&self, topic: &str) -> Result<(), LinkError> {
-        match self {
-            Client::V311(c) => c.subscribe(topic, qos4()).await.map_err(client_err),
-            Client::V5(c) => c.subscribe(topic, qos5()).await.map_err(client_err),
         }
     }
 
@@ -666,13 +635,12 @@ mod tests {
                 }
             };
             let c = link.client.clone();
-            c.publish(
+            c.try_publish(
                 "armlet/v1/f/n1/alerts",
                 false,
                 b"batch".to_vec(),
                 PubOpts::default(),
             )
-            .await
             .unwrap();
             let acked = loop {
                 match tokio::time::timeout(Duration::from_secs(10), link.poll()).await {

@@ -596,6 +596,13 @@ mod tests {
         (port, h)
     }
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     fn plain(port: u16, protocol: ProtocolChoice) -> BrokerConfig {
         let mut c = BrokerConfig::new(
             &format!("mqtt://127.0.0.1:{port}"),
@@ -614,10 +621,7 @@ mod tests {
     fn a_311_only_broker_gets_311_after_its_refusal() {
         let (port, broker) = mock_311_broker(2);
         let cfg = plain(port, ProtocolChoice::Auto);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let mut neg = Negotiator::new(cfg.protocol);
         let (note, acked) = rt.block_on(async {
             let (mut link, note) = loop {
@@ -668,10 +672,7 @@ mod tests {
     fn forced_v5_does_not_fall_back() {
         let (port, broker) = mock_311_broker(1);
         let cfg = plain(port, ProtocolChoice::V5);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let mut neg = Negotiator::new(cfg.protocol);
         let e = rt.block_on(async {
             let mut link = Link::new(&cfg, neg.protocol(), SessionMode::CLEAN, None, 8).unwrap();

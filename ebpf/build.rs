@@ -43,6 +43,16 @@ fn main() {
         Ok("aarch64") => Some("-DARMLET_ARCH_ARM64"),
         _ => None,
     };
+    if !have_clang && !stub {
+        // Build again once a compiler appears: a watched path that does not exist makes cargo
+        // rerun this script on every build, until clang is installed there (otherwise the
+        // empty object would be kept after `scripts/setup-dev.sh` installs clang).
+        let name = PathBuf::from(&clang);
+        let dirs = env::var_os("PATH").unwrap_or_default();
+        for d in env::split_paths(&dirs) {
+            println!("cargo:rerun-if-changed={}", d.join(&name).display());
+        }
+    }
     if stub || !have_clang {
         println!(
             "cargo:warning=armlet-ebpf: building EMPTY eBPF objects ({}); the agent will refuse to enforce",
@@ -144,6 +154,7 @@ fn main() {
         ("armlet_event_header", "timestamp_ns"),
         ("armlet_event", "tid"),
         ("armlet_event", "id"),
+        ("armlet_event", "sock"),
         ("armlet_event", "comm"),
         ("armlet_event", "source"),
         ("armlet_event", "target"),

@@ -67,6 +67,13 @@ step "qemu scenarios: BPF-LSM enforcement in Debian 6.12 VMs (aarch64 + x86_64)"
 # armlet's own scenarios and, where ../shared is present, KubeArmor's host scenarios.
 qemu-tests/run --no-setup
 
+if [ -d ../shared/conformance/kubearmor/scenarios ]; then
+    step "qemu scenarios: KubeArmor container scenarios in runc containers inside the BPF-LSM VM (aarch64)"
+    # Each scenario's container starts after its agent is ready (as a pod on a node whose agent
+    # runs) and must be in the agent's table as enforced before the commands run; about 5 min.
+    qemu-tests/run --no-setup --arch aarch64 --scenarios ../shared/conformance/kubearmor/scenarios
+fi
+
 step "packaging: image-style boot (qemu aarch64, busybox init, the packaged init script and layout, an MQTT push to a broker in the guest)"
 # About 75 s warm (VM ~32 s: two restarts and the MQTT push under TCG); reuses the aarch64
 # binary and kernel of the steps above.
@@ -82,6 +89,13 @@ step "qemu scenarios: AppArmor enforcement (--enforcer apparmor, kernel without 
 # armlet's own scenarios (self-protection is SKIP: BPF-LSM only) and, where ../shared is
 # present, KubeArmor's host scenarios; about 2 minutes per arch, both VMs in parallel.
 qemu-tests/run --no-setup --enforcer apparmor
+
+if [ -d ../shared/conformance/kubearmor/scenarios ]; then
+    step "qemu scenarios: KubeArmor container scenarios in runc containers inside the AppArmor VM (aarch64)"
+    # The containers run under armlet-<namespace>-<container> (OCI process.apparmorProfile),
+    # which the agent loads before they start; about 5 min.
+    qemu-tests/run --no-setup --arch aarch64 --enforcer apparmor --scenarios ../shared/conformance/kubearmor/scenarios
+fi
 
 # Totals over every cargo test binary, as one plain closing line.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "\ncargo: %d passed, %d failed, %d skipped\n", p, f, i }' target/test.log

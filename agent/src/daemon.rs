@@ -6,6 +6,7 @@
 //! blocks the kernel: a slow reader makes the ring buffer drop events (counted), never delays
 //! a decision. SIGTERM/SIGINT end the loop; dropping the enforcer detaches every program.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -119,22 +120,107 @@ pub(crate) trait Engine {
     }
 }
 
-/// BPF-LSM in the kernel (`enforce`: deny; otherwise report-only).
+/// BPF-LSM in the kernel (`enforce`: deny; otherwise report-only). The host is workload 0;
+/// every container the tracker reports gets an index of its own, its effective rules under
+/// that index and its cgroup id in `armlet_workloads`.
 struct LsmEngine {
     enforcer: BpfLsm,
     controls: Controls,
+    ir: CompiledPolicy,
+    host: Workload,
+    cgroup2: String,
+    /// Confined containers: (index, container, cgroup id).
+    containers: Vec<(u32, Container, u64)>,
+}
+
+/// Kernel entries, the root each workload's `fromSource` paths are looked up in, and the rule
+/// count per workload (index 0: the host).
+type LsmRules = (KernelRules, BTreeMap<u32, String>, BTreeMap<u32, usize>);
+
+/// The kernel entries of one policy for the host and `containers`.
+fn lsm_rules(
+    ir: &CompiledPolicy,
+    host: &Workload,
+    containers: &[(u32, Container, u64)],
+) -> anyhow::Result<LsmRules> {
+    let (mut rules, applicable) = kernel_rules(ir, host)?;
+    let mut roots = BTreeMap::new();
+    let mut counts = BTreeMap::from([(0, applicable)]);
+    for (index, c, _) in containers {
+        let eff = ir.effective(&c.workload());
+        rules
+            .add_workload(*index, &eff, Enforcer::BpfLsm, MAX_SOURCES)
+            .with_context(|| format!("compiling the policy of container {}", c.name))?;
+        roots.insert(*index, c.root());
+        counts.insert(*index, eff.rules.len());
+    }
+    Ok((rules, roots, counts))
+}
+
+impl LsmEngine {
+    /// Write rules for the host and `containers`, then point their cgroups at them.
+    fn write(
+        &mut self,
+        ir: &CompiledPolicy,
+        host: &Workload,
+        containers: &[(u32, Container, u64)],
+    ) -> anyhow::Result<(KernelRules, BTreeMap<u32, usize>)> {
+        let (rules, roots, counts) = lsm_rules(ir, host, containers)?;
+        let mut controls = self.controls;
+        controls.host_confined = counts.get(&0).is_some_and(|n| *n > 0);
+        // Cgroups of containers that are gone (or whose index moved) stop pointing at rules
+        // first; new ones are added after their rules are in force.
+        let keep: BTreeMap<u64, abi::Workload> = containers
+            .iter()
+            .filter(|(i, c, _)| {
+                self.containers
+                    .iter()
+                    .any(|(j, d, _)| i == j && c.id == d.id)
+            })
+            .map(|(i, _, cg)| (*cg, workload_entry(*i, &counts)))
+            .collect();
+        self.enforcer
+            .set_workloads(&keep)
+            .context("updating the workload map")?;
+        self.enforcer
+            .apply(&rules, &roots, controls)
+            .context("applying the policy")?;
+        let all: BTreeMap<u64, abi::Workload> = containers
+            .iter()
+            .map(|(i, _, cg)| (*cg, workload_entry(*i, &counts)))
+            .collect();
+        self.enforcer
+            .set_workloads(&all)
+            .context("updating the workload map")?;
+        self.controls = controls;
+        self.containers = containers.to_vec();
+        Ok((rules, counts))
+    }
+}
+
+fn workload_entry(index: u32, counts: &BTreeMap<u32, usize>) -> abi::Workload {
+    abi::Workload {
+        index,
+        confined: u8::from(counts.get(&index).is_some_and(|n| *n > 0)),
+        _pad: [0; 3],
+    }
 }
 
 impl Engine for LsmEngine {
     fn apply(&mut self, ir: &CompiledPolicy, host: &Workload) -> anyhow::Result<String> {
-        let (rules, applicable) = kernel_rules(ir, host)?;
-        self.controls.host_confined = applicable > 0;
-        self.enforcer
-            .apply(&rules, self.controls)
-            .context("applying the policy")?;
+        let containers = self.containers.clone();
+        let (rules, counts) = self.write(ir, host, &containers)?;
+        self.ir = ir.clone();
+        self.host = host.clone();
         Ok(format!(
-            "{applicable} rules for this node ({} path keys, {} id keys, {} allow-lists, {} \
+            "{} rules for this node{} ({} path keys, {} id keys, {} allow-lists, {} \
              sources); {} rules matched in user space only",
+            counts.get(&0).copied().unwrap_or(0),
+            if containers.is_empty() {
+                String::new()
+            } else {
+                format!(", {} containers", containers.len())
+            },
             rules.path_rules.len(),
             rules.id_rules.len(),
             rules.allow_lists.len(),
@@ -143,19 +229,97 @@ impl Engine for LsmEngine {
         ))
     }
 
+    fn set_containers(
+        &mut self,
+        found: Vec<Container>,
+    ) -> Option<anyhow::Result<Vec<ContainerState>>> {
+        // Stable indices: a known container keeps its index; a new one takes the lowest free
+        // index (1.. below the map's capacity; the rest are reported, not confined).
+        let cap = self.enforcer.workload_capacity();
+        let mut next: Vec<(u32, Container, u64)> = Vec::new();
+        let mut states = Vec::new();
+        for c in &found {
+            if let Some((i, _, _)) = self.containers.iter().find(|(_, d, _)| d.id == c.id) {
+                next.push((
+                    *i,
+                    c.clone(),
+                    workloads::cgroup_id(&self.cgroup2, &c.cgroup),
+                ));
+            }
+        }
+        for c in &found {
+            if next.iter().any(|(_, d, _)| d.id == c.id) {
+                continue;
+            }
+            let cg = workloads::cgroup_id(&self.cgroup2, &c.cgroup);
+            let free = (1..cap).find(|i| !next.iter().any(|(j, _, _)| j == i));
+            match free {
+                Some(i) if cg != 0 && cg != 1 => next.push((i, c.clone(), cg)),
+                Some(_) => states.push(ContainerState {
+                    id: c.id.clone(),
+                    rules: 0,
+                    enforced: false,
+                    problems: vec![format!(
+                        "cgroup {} not found (or the root cgroup)",
+                        c.cgroup
+                    )],
+                }),
+                None => states.push(ContainerState {
+                    id: c.id.clone(),
+                    rules: 0,
+                    enforced: false,
+                    problems: vec![format!("more than {} workloads", cap - 1)],
+                }),
+            }
+        }
+        next.sort_by_key(|(i, _, _)| *i);
+        let (ir, host) = (self.ir.clone(), self.host.clone());
+        Some(self.write(&ir, &host, &next).map(|(_, counts)| {
+            states.extend(next.iter().map(|(i, c, _)| ContainerState {
+                id: c.id.clone(),
+                rules: counts.get(i).copied().unwrap_or(0),
+                enforced: true,
+                problems: Vec::new(),
+            }));
+            states
+        }))
+    }
+
     fn poll(
         &mut self,
         timeout: Duration,
         table: &mut ProcTable,
     ) -> anyhow::Result<Vec<DecisionEvent>> {
         let mut out = Vec::new();
+        let containers = &self.containers;
         self.enforcer.poll_events(
             timeout,
             |ev| {
-                if let Some(d) = decision(&ev)
+                if let Some(mut d) = decision(&ev)
                     && d.alerts()
                 {
-                    out.push(d);
+                    if let Some((_, c, _)) = containers
+                        .iter()
+                        .find(|(i, _, cg)| *cg == ev.h.cgroup_id && *i == ev.h.workload)
+                    {
+                        d.workload = c.info();
+                    }
+                    // A capability denied while creating a raw/packet socket: also the Network
+                    // operation it stopped (KubeArmor reports the socket).
+                    if d.category == Category::Capabilities && ev.sock != 0 {
+                        let mut n = d.clone();
+                        n.category = Category::Network;
+                        n.resource = crate::enforce::fanotify::net::socket_resource(
+                            ev.sock >> 16,
+                            (ev.sock >> 8) & 0xff,
+                            ev.sock & 0xff,
+                            "",
+                        );
+                        out.push(d);
+                        out.push(n);
+                    } else {
+                        out.push(d);
+                    }
                 }
             },
             |pev| table.apply(&pev, exe_of),
@@ -355,9 +519,30 @@ pub fn run_bpf_lsm(
     enforcer_kind: Enforcer,
     out: &Outputs,
 ) -> anyhow::Result<()> {
-    let (rules, _) = kernel_rules(&ir, host)?;
+    // Map sizes: the host, the containers running now and those the mapping file names (so
+    // containers that start later fit without a restart).
+    let cgroup2 = crate::probe::cgroup2_mount().unwrap_or_default();
+    let roots: Vec<PathBuf> = workloads::RUNC_ROOTS.iter().map(PathBuf::from).collect();
+    let mut sizing = kernel_rules(&ir, host)?.0;
+    let running = workloads::discover(&roots, &cgroup2, out.workload_map.as_ref());
+    let expected = out
+        .workload_map
+        .as_ref()
+        .map(|m| m.entries.iter().map(|e| e.workload()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for (i, w) in running
+        .iter()
+        .map(Container::workload)
+        .chain(expected)
+        .enumerate()
+    {
+        let index = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        sizing
+            .add_workload(index, &ir.effective(&w), Enforcer::BpfLsm, MAX_SOURCES)
+            .context("compiling the policy for the kernel")?;
+    }
     let enforcer =
-        BpfLsm::load(Capacity::for_rules(&rules)).context("starting the BPF-LSM enforcer")?;
+        BpfLsm::load(Capacity::for_rules(&sizing)).context("starting the BPF-LSM enforcer")?;
     let controls = Controls {
         enforce: enforcer_kind == Enforcer::BpfLsm,
         host_workload: 0,
@@ -367,7 +552,14 @@ pub fn run_bpf_lsm(
         probe: false,
         alerts_per_sec: out.alerts_per_sec,
     };
-    let engine = LsmEngine { enforcer, controls };
+    let engine = LsmEngine {
+        enforcer,
+        controls,
+        ir: ir.clone(),
+        host: host.clone(),
+        cgroup2,
+        containers: Vec::new(),
+    };
     let mode = if enforcer_kind == Enforcer::BpfLsm {
         "enforcing with bpf-lsm"
     } else {
@@ -412,7 +604,16 @@ struct ContainerTracker {
     known: Vec<Container>,
     last: Option<std::time::Instant>,
     unsupported_noted: bool,
+    /// Rescans left in which an unchanged set is handed to the engine again, because some
+    /// container was not enforced yet (a container found while `runc init` still runs has
+    /// not entered its AppArmor profile; a cgroup may appear late).
+    retries: u32,
+    /// Container ids that were not enforced at the last update.
+    pending: Vec<String>,
 }
+
+/// Rescans (at [`RESCAN`] each) in which a not-yet-enforced container is tried again.
+const RETRIES: u32 = 20;
 
 impl ContainerTracker {
     fn new(out: &Outputs) -> Self {
@@ -424,6 +625,8 @@ impl ContainerTracker {
             known: Vec::new(),
             last: None,
             unsupported_noted: false,
+            retries: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -438,15 +641,19 @@ impl ContainerTracker {
             return;
         }
         let found = workloads::discover(&self.roots, &self.cgroup2, self.map.as_ref());
-        if !force && found == self.known {
+        let retry = found == self.known && self.retries > 0;
+        if !force && found == self.known && !retry {
             return;
+        }
+        if retry {
+            self.retries -= 1;
         }
         let states = match engine.set_containers(found.clone()) {
             None => {
                 if !found.is_empty() && !self.unsupported_noted {
                     eprintln!(
                         "armlet: {} container(s) found; this enforcer confines the host only \
-                         (containers: the fanotify enforcer)",
+                         (containers: bpf-lsm, apparmor, fanotify)",
                         found.len()
                     );
                     self.unsupported_noted = true;
@@ -459,8 +666,15 @@ impl ContainerTracker {
                 return;
             }
         };
-        for c in found.iter().filter(|c| !self.known.contains(c)) {
+        for c in found
+            .iter()
+            .filter(|c| !self.known.contains(c) || self.pending.contains(&c.id))
+        {
             let st = states.iter().find(|s| s.id == c.id);
+            let was_pending = self.pending.contains(&c.id) && self.known.contains(c);
+            if was_pending && !st.is_some_and(|s| s.enforced) {
+                continue; // still not enforced: said already
+            }
             eprintln!(
                 "armlet: container {} ({}, namespace {}, cgroup {}): {}",
                 c.name,
@@ -474,6 +688,17 @@ impl ContainerTracker {
                 }
             );
         }
+        let pending: Vec<String> = states
+            .iter()
+            .filter(|s| !s.enforced)
+            .map(|s| s.id.clone())
+            .collect();
+        if pending.is_empty() {
+            self.retries = 0;
+        } else if !retry {
+            self.retries = RETRIES;
+        }
+        self.pending = pending;
         if let Some(path) = &self.table {
             let rows: Vec<workloads::TableRow> = found
                 .iter()
@@ -501,15 +726,20 @@ impl ContainerTracker {
     }
 }
 
-/// Enforce with an AppArmor profile for the host (`armlet-host`, attached to `/**`).
+/// Enforce with an AppArmor profile for the host (`armlet-host`, attached to `/**`) and one per
+/// container (`armlet-<namespace>-<container>`, attached by the runtime).
 pub fn run_apparmor(
     ir: CompiledPolicy,
     host: &Workload,
     source: &PolicySource,
     out: &Outputs,
 ) -> anyhow::Result<()> {
-    let engine = crate::enforce::apparmor::engine::AppArmorEngine::new(ir.clone(), host.clone())
-        .context("starting the AppArmor enforcer")?;
+    let engine = crate::enforce::apparmor::engine::AppArmorEngine::new(
+        ir.clone(),
+        host.clone(),
+        out.workload_map.as_ref(),
+    )
+    .context("starting the AppArmor enforcer")?;
     serve(
         engine,
         ir,
@@ -646,11 +876,23 @@ pub fn decision(ev: &abi::Event) -> Option<DecisionEvent> {
     };
     let resource = match category {
         Category::Process | Category::File => abi::c_str(&ev.target),
-        Category::Network => u16::try_from(ev.id)
-            .ok()
-            .and_then(abi::protocol_name)
-            .unwrap_or("unknown")
-            .to_string(),
+        Category::Network => {
+            let name = u16::try_from(ev.id)
+                .ok()
+                .and_then(abi::protocol_name)
+                .unwrap_or("unknown");
+            if ev.sock == 0 {
+                name.to_string()
+            } else {
+                // KubeArmor's form: `domain=AF_INET type=SOCK_DGRAM protocol=UDP`.
+                crate::enforce::fanotify::net::socket_resource(
+                    ev.sock >> 16,
+                    (ev.sock >> 8) & 0xff,
+                    ev.sock & 0xff,
+                    name,
+                )
+            }
+        }
         _ => names::CAPABILITIES
             .iter()
             .find(|(_, n)| u32::from(*n) == ev.id)
@@ -696,7 +938,7 @@ mod tests {
             write: 0,
             op: 0,
             id,
-            _pad: 0,
+            sock: 0,
             comm: [0; 16],
             source: [0; abi::PATH_MAX],
             target: [0; abi::PATH_MAX],

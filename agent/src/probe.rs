@@ -99,7 +99,7 @@ pub fn functional_bpf_lsm() -> Result<String, String> {
         alerts_per_sec: 0,
     };
     enforcer
-        .apply(&rules, controls)
+        .apply(&rules, &std::collections::BTreeMap::new(), controls)
         .map_err(|e| format!("{e}"))?;
     for _ in 0..3 {
         let _ = fs::read_to_string("/proc/self/status");

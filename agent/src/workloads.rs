@@ -73,6 +73,17 @@ pub struct MapEntry {
     pub labels: BTreeMap<String, String>,
 }
 
+impl MapEntry {
+    /// The workload a container named by this entry is (for sizing and preloading before
+    /// the container exists).
+    pub fn workload(&self) -> Workload {
+        Workload::Container {
+            namespace: self.namespace.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+}
+
 /// `kind: WorkloadMap`: names for containers on nodes without Kubernetes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkloadMap {

@@ -212,7 +212,7 @@ struct armlet_event {
     __u8 write;         /* file opened for writing */
     __u8 op;            /* network operation (ARMLET_NET_*), 0 otherwise */
     __u32 id;           /* protocol id, capability number, or 0 */
-    __u32 _pad;
+    __u32 sock;         /* network: family << 16 | (type & 0xff) << 8 | (protocol & 0xff) */
     char comm[16];
     char source[ARMLET_PATH_MAX]; /* executable of the acting task */
     char target[ARMLET_PATH_MAX]; /* path (process/file) */

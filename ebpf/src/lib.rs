@@ -447,7 +447,8 @@ pub struct Event {
     /// Network operation (`NET_*`), 0 otherwise.
     pub op: u8,
     pub id: u32,
-    pub _pad: u32,
+    /// Network: `family << 16 | (type & 0xff) << 8 | (protocol & 0xff)`, 0 otherwise.
+    pub sock: u32,
     pub comm: [u8; 16],
     pub source: [u8; PATH_MAX],
     pub target: [u8; PATH_MAX],
@@ -604,7 +605,7 @@ impl Event {
             write: *b.get(p + 6)?,
             op: *b.get(p + 7)?,
             id: u32::from_ne_bytes(b.get(p + 8..p + 12)?.try_into().ok()?),
-            _pad: 0,
+            sock: u32::from_ne_bytes(b.get(p + 12..p + 16)?.try_into().ok()?),
             comm: [0; 16],
             source: [0; PATH_MAX],
             target: [0; PATH_MAX],
@@ -726,6 +727,7 @@ mod tests {
             OFF_armlet_posture_key_category
         );
         assert_eq!(offset_of!(Event, id), OFF_armlet_event_id);
+        assert_eq!(offset_of!(Event, sock), OFF_armlet_event_sock);
         assert_eq!(size_of::<EventHeader>(), SIZE_armlet_event_header);
         assert_eq!(size_of::<EventHeader>(), HEADER_LEN);
         assert_eq!(

@@ -26,6 +26,10 @@
 #   ARMLET-QT-SETUPOUT <name> <line>             setup.sh output tail (when it failed)
 #   ARMLET-QT-ALIVE <name> <cmdN> yes|no <state> the agent after the command (/proc state)
 #   ARMLET-QT-SIGNAL <name> <cmdN> <SIG> <status> a command asked (qt-signal) for SIG
+#   ARMLET-QT-CONTAINER <name> <ct> enforced|not-enforced|missing|FAILED <secs|why>
+#                                                a VM container started after the agent was
+#                                                ready (guest/containers.sh) and the time
+#                                                until the agent's table said enforced
 #
 # armlet's extensions (all optional; qemu-tests/README.md): /scenarios/<name>/agent.env
 # (written by the host from agent.args/setup.sh: which runner arguments to leave out, the
@@ -45,9 +49,28 @@
 # extra `armlet run` arguments (--scope-cgroup), QT_CONTAINER_EXEC the command that runs a
 # container scenario's command in its container (`runc exec`; <cmdN>.container names it).
 : "${QT_ROOT:=/scenarios}" "${QT_LIB:=/armlet-qt/lib.sh}" "${QT_RUN:=/run}" "${QT_TMP:=/tmp}"
+# VM with containers (/ct, written by qemu-tests/run): the initramfs root cannot be
+# pivot_root'ed away from (runc needs that), so first make the root a mount of its own, as
+# switch_root does, without deleting anything: bind it recursively, move the bind onto /,
+# chroot into it and start again. Paths stay what they were (/etc/shadow is /etc/shadow).
+if [ "$QT_ROOT" = /scenarios ] && [ -d /ct ] && [ -z "${QT_REROOTED:-}" ]; then
+    /bin/busybox mkdir -p /.qt-root
+    if /bin/busybox mount -o rbind / /.qt-root && cd /.qt-root && /bin/busybox mount -o move . / ; then
+        QT_REROOTED=1 exec /bin/busybox chroot . /bin/busybox sh "$0" "$@"
+    fi
+    echo "ARMLET-QT-CT re-root failed: containers will not start"
+fi
 : "${QT_HOME:=/root}" "${QT_ENTER:=}" "${QT_AGENT_ARGS:=}" "${QT_CONTAINER_EXEC:=}"
 . "$QT_LIB"
 . "$QT_ROOT/config"
+# Containers started per scenario, after its agent is ready (VM runs; host mode starts them
+# once beforehand): <scenario>/containers lists "NAME NAMESPACE" lines.
+QT_CT_PER_SCENARIO=0
+if [ "$QT_ROOT" = /scenarios ] && [ -d /ct ]; then
+    . /armlet-qt/containers.sh
+    QT_CT_PER_SCENARIO=1
+    QT_CONTAINER_EXEC="runc exec"
+fi
 : "${QT_SETUP_TIMEOUT:=60}"
 BB=${QT_BUSYBOX:-/bin/busybox}
 T=ARMLET-QT
@@ -156,6 +179,9 @@ run_scenario() {
     set -- "$@" --node "$QT_NODE" --alerts-file "$alerts" --ready-file "$READY"
     [ -n "$QT_A_ARGS" ] && eval "set -- \"\$@\" $QT_A_ARGS"
     [ -n "$QT_AGENT_ARGS" ] && eval "set -- \"\$@\" $QT_AGENT_ARGS"
+    table=$QT_TMP/workloads-$name.json
+    $BB rm -f "$table"
+    [ "$QT_CT_PER_SCENARIO" = 1 ] && [ -s "$d/containers" ] && set -- "$@" --workloads-file "$table"
     uptime_cs; t0=$_cs
     armlet run "$@" </dev/null >"$QT_TMP/agent-$name.out" 2>"$QT_TMP/agent-$name.err" 3<&- 4<&- 6<&- &
     apid=$!
@@ -194,6 +220,35 @@ run_scenario() {
         return
     fi
     echo "$T-AGENT $name READY $(secs $((_cs - t0)))"
+    # The scenario's containers start now, as pods start on a node whose agent runs: each must
+    # appear as enforced in the agent's workloads table before the commands run.
+    if [ "$QT_CT_PER_SCENARIO" = 1 ] && [ -s "$d/containers" ]; then
+        gct_testhost || echo "$T-CONTAINER $name - FAILED the test host did not start"
+        while read -r _ct _ns; do
+            [ -n "$_ct" ] || continue
+            uptime_cs; _c0=$_cs
+            if ! gct_start "$_ct" "$_ns"; then
+                echo "$T-CONTAINER $name $_ct FAILED runc run"
+                continue
+            fi
+            _st=missing
+            while :; do
+                if [ -f "$table" ] && $BB grep -q "\"container_name\": \"$_ct\"" "$table"; then
+                    if $BB tr -d ' \n' <"$table" | $BB sed 's/},{"container_name"/}\n{"container_name"/g' \
+                        | $BB grep "\"container_name\":\"$_ct\"" | $BB grep -q '"enforced":true'; then
+                        _st=enforced; break
+                    fi
+                    _st=not-enforced
+                fi
+                uptime_cs
+                [ $((_cs - _c0)) -ge 2000 ] && break
+                $BB usleep 50000
+            done
+            uptime_cs
+            echo "$T-CONTAINER $name $_ct $_st $(secs $((_cs - _c0)))"
+            [ "$_st" = enforced ] || prefixed "$T-STDERR $name" "$QT_TMP/agent-$name.err" tail 5
+        done <"$d/containers"
+    fi
     nprev=0
     while IFS= read -r cid <&3; do
         [ -n "$cid" ] || continue
@@ -248,6 +303,7 @@ run_scenario() {
         fi
         nprev=$_n
     done 3<"$d/cmds"
+    [ "$QT_CT_PER_SCENARIO" = 1 ] && gct_stop_all
     if ! alive "$apid"; then
         wait "$apid"; rc=$?
         echo "$T-AGENT $name EXIT $rc early"

@@ -35,25 +35,53 @@ sync tar touch true umount uname which zcat"
 
 ct_log() { echo "qemu-tests: containers: $*" >&2; }
 
-ct_build_rootfs() { # DIR
-    local r=$1 p
+# ct_real SRC PATH: PATH (absolute, inside the tree SRC) with its symlinks resolved inside
+# SRC (an absolute link target names a path in SRC, not on this machine).
+ct_real() {
+    local src=$1 p=$2 t n=0
+    while [ -L "$src$p" ] && [ $n -lt 20 ]; do
+        t=$(readlink "$src$p")
+        case "$t" in /*) p=$t ;; *) p=$(dirname "$p")/$t ;; esac
+        n=$((n + 1))
+    done
+    printf '%s\n' "$src$p"
+}
+
+# ct_build_rootfs DIR [SRC [CC]]: the root file system from the Debian tree SRC (default this
+# machine, /), with the test programs built by CC (default cc; qemu-tests/run passes the
+# guest arch's static musl compiler and the VM's root tree).
+ct_build_rootfs() {
+    local r=$1 src=${2:-} cc=${3:-cc} p
     rm -rf "$r"
     mkdir -p "$r"/{bin,etc,home/user1/dir1,root,tmp,proc,dev,sys,usr,run,var/tmp,credentials/keys,mnt,opt}
     chmod 1777 "$r/tmp" "$r/var/tmp"
     ln -s usr/lib "$r/lib"
-    [ -e /usr/lib64 ] && ln -s usr/lib64 "$r/lib64"
+    [ -e "$src/usr/lib64" ] && ln -s usr/lib64 "$r/lib64"
     ln -s usr/sbin "$r/sbin"
     for p in $CT_BIN_PROGRAMS; do
-        [ -x "/usr/bin/$p" ] && cp -L "/usr/bin/$p" "$r/bin/$p"
+        [ -e "$src/usr/bin/$p" ] && cp "$(ct_real "$src" "/usr/bin/$p")" "$r/bin/$p"
     done
     ln -s dash "$r/bin/sh"
-    cp -a /etc/pam.d /etc/security /etc/login.defs /etc/profile /etc/bash.bashrc "$r/etc/" 2>/dev/null || true
+    for p in /etc/pam.d /etc/security /etc/login.defs /etc/profile /etc/bash.bashrc /etc/alternatives /etc/profile.d; do
+        [ -e "$src$p" ] && cp -a "$src$p" "$r/etc/"
+    done
+    # An unpacked tree (the VM's) has no common-* PAM files: Debian's pam-auth-update writes
+    # them at install time. The same content it writes for pam_unix, minimal.
+    if [ -n "$src" ] && [ -d "$r/etc/pam.d" ]; then
+        [ -e "$r/etc/pam.d/common-auth" ] || printf 'auth\t[success=1 default=ignore]\tpam_unix.so nullok\nauth\trequisite\tpam_deny.so\nauth\trequired\tpam_permit.so\n' >"$r/etc/pam.d/common-auth"
+        [ -e "$r/etc/pam.d/common-account" ] || printf 'account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so\naccount\trequisite\tpam_deny.so\naccount\trequired\tpam_permit.so\n' >"$r/etc/pam.d/common-account"
+        [ -e "$r/etc/pam.d/common-session" ] || printf 'session\trequired\tpam_permit.so\nsession\trequired\tpam_unix.so\n' >"$r/etc/pam.d/common-session"
+        [ -e "$r/etc/pam.d/common-session-noninteractive" ] || cp "$r/etc/pam.d/common-session" "$r/etc/pam.d/common-session-noninteractive"
+        [ -e "$r/etc/pam.d/common-password" ] || printf 'password\trequisite\tpam_deny.so\n' >"$r/etc/pam.d/common-password"
+    fi
     # Ubuntu 18.04 keeps these programs only in /bin; here /usr/bin (the machine's) has them
     # too, so /bin comes first in every PATH the container sets (login shells included).
-    sed -i -E 's#^(ENV_SUPATH[[:space:]]+PATH=).*#\1/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin#; s#^(ENV_PATH[[:space:]]+PATH=).*#\1/usr/local/bin:/bin:/usr/bin:/usr/games#' "$r/etc/login.defs"
-    sed -i -E 's#PATH="/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"#PATH="/usr/local/bin:/bin:/usr/bin:/usr/local/games:/usr/games"#; s#PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"#PATH="/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin"#' "$r/etc/profile"
-    [ -d /etc/alternatives ] && cp -a /etc/alternatives "$r/etc/"
-    [ -d /etc/profile.d ] && cp -a /etc/profile.d "$r/etc/"
+    if [ -f "$r/etc/login.defs" ]; then
+        sed -i -E 's#^(ENV_SUPATH[[:space:]]+PATH=).*#\1/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin#; s#^(ENV_PATH[[:space:]]+PATH=).*#\1/usr/local/bin:/bin:/usr/bin:/usr/games#' "$r/etc/login.defs"
+    else
+        printf 'ENV_SUPATH\tPATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin\nENV_PATH\tPATH=/usr/local/bin:/bin:/usr/bin:/usr/games\n' >"$r/etc/login.defs"
+    fi
+    [ -f "$r/etc/profile" ] && sed -i -E 's#PATH="/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"#PATH="/usr/local/bin:/bin:/usr/bin:/usr/local/games:/usr/games"#; s#PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"#PATH="/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin"#' "$r/etc/profile"
     cat >"$r/etc/passwd" <<'P'
 root:x:0:0:root:/root:/bin/bash
 user1:x:1000:1000::/home/user1:/bin/bash
@@ -74,17 +102,19 @@ P
     echo "secret data" >"$r/home/user1/secret_data1.txt"
     echo "other file" >"$r/home/user1/otherfile.txt"
     echo "key1" >"$r/home/user1/dir1/key1.txt"
-    cp /etc/skel/.bashrc "$r/home/user1/.bashrc" 2>/dev/null || : >"$r/home/user1/.bashrc"
-    cp /etc/skel/.bashrc "$r/root/.bashrc" 2>/dev/null || : >"$r/root/.bashrc"
+    cp "$src/etc/skel/.bashrc" "$r/home/user1/.bashrc" 2>/dev/null || : >"$r/home/user1/.bashrc"
+    cp "$src/etc/skel/.bashrc" "$r/root/.bashrc" 2>/dev/null || : >"$r/root/.bashrc"
     chown -R 1000:1000 "$r/home/user1"
-    cc -O2 -Wall -Wextra -Werror -o "$r/hello" "$QT_DIR/host/hello.c"
-    cc -O2 -Wall -Wextra -Werror -o "$r/readwriter" "$QT_DIR/host/readwrite.c"
+    $cc -O2 -Wall -Wextra -Werror -o "$r/hello" "$QT_DIR/host/hello.c"
+    $cc -O2 -Wall -Wextra -Werror -o "$r/readwriter" "$QT_DIR/host/readwrite.c"
 }
 
-ct_config() { # BUNDLE NAME
-    python3 - "$1" "$2" "$CT_CGROUP" <<'PY'
-import json, subprocess, sys
-bundle, name, parent = sys.argv[1:4]
+# ct_spec BUNDLE NAME CGROUP_PARENT [SRC [APPARMOR_PROFILE]]: config.json for one container
+# (NAME may be a placeholder the VM fills in; SRC: the tree whose /usr the container binds).
+ct_spec() {
+    python3 - "$1" "$2" "$3" "${4:-}" "${5:-}" <<'PY'
+import json, os, subprocess, sys
+bundle, name, parent, src, profile = sys.argv[1:6]
 subprocess.run(["runc", "spec", "--bundle", bundle], check=True)
 p = f"{bundle}/config.json"
 c = json.load(open(p))
@@ -99,15 +129,16 @@ for k in ("bounding", "effective", "permitted"):
 c["process"]["capabilities"].pop("ambient", None)
 c["process"]["capabilities"].pop("inheritable", None)
 c["process"]["noNewPrivileges"] = False
+if profile:
+    c["process"]["apparmorProfile"] = profile
 c["root"] = {"path": "rootfs", "readonly": False}
 c["hostname"] = name
 c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr",
                     "options": ["rbind", "ro"]})
-# Ubuntu 18.04 has these programs in /bin only: hide the machine's /usr/bin copies (a shell
-# that is denied /bin/ls must not find another ls further down its PATH).
-import os
+# Ubuntu 18.04 has these programs in /bin only: hide the /usr/bin copies (a shell that is
+# denied /bin/ls must not find another ls further down its PATH).
 for prog in sorted(os.listdir(f"{bundle}/rootfs/bin")):
-    if os.path.isfile(f"/usr/bin/{prog}") and not os.path.islink(f"{bundle}/rootfs/bin/{prog}"):
+    if os.path.isfile(f"{src}/usr/bin/{prog}") and not os.path.islink(f"{bundle}/rootfs/bin/{prog}"):
         c["mounts"].append({"destination": f"/usr/bin/{prog}", "type": "bind",
                             "source": "/dev/null", "options": ["bind", "ro"]})
 c["linux"]["cgroupsPath"] = f"{parent}/{name}"
@@ -116,6 +147,10 @@ c["annotations"] = {"kubearmor.io/container.name": name, "armlet.io/labels": f"c
                     "io.kubernetes.pod.name": f"{name}-deployment"}
 json.dump(c, open(p, "w"), indent=1)
 PY
+}
+
+ct_config() { # BUNDLE NAME
+    ct_spec "$1" "$2" "$CT_CGROUP"
 }
 
 ct_setup() { # WORK CGROUP_PARENT NAME...

@@ -248,7 +248,7 @@ def lib_closure(pkgs: list[str], debarch: str) -> list[str]:
             order.append(p)
             for field in ("Pre-Depends", "Depends"):
                 for d in dep_names(infos[p].get(field, "")):
-                    if d.startswith("lib") and d not in seen and (d not in SKIP or d in explicit):
+                    if (d.startswith("lib") or d == "zlib1g") and d not in seen and (d not in SKIP or d in explicit):
                         seen.add(d)
                         nxt.append(d)
         level = nxt

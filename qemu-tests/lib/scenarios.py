@@ -67,7 +67,7 @@ PROGRAM_PACKAGES.update({
     "find": "findutils", "xargs": "findutils", "tar": "tar", "gzip": "gzip",
     "gunzip": "gzip", "zcat": "gzip", "awk": "mawk", "mawk": "mawk",
     "hostname": "hostname", "ip": "iproute2", "ss": "iproute2",
-    "curl": "curl", "wget": "wget", "ping": "iputils-ping", "arping": "iputils-arping",
+    "curl": "curl", "wget": "wget", "ping": "iputils-ping", "arping": "arping",
     "dash": "dash", "nc": "netcat-openbsd", "less": "less", "file": "file",
     "useradd": "passwd", "usermod": "passwd", "passwd": "passwd", "chpasswd": "passwd",
     "login": "login", "newgrp": "login",
@@ -388,6 +388,8 @@ def cmd_prepare(a: argparse.Namespace) -> int:
         for sc in scen:
             if sc["error"] or sc["skip"]:
                 continue
+            if a.support_scope == "containers" and not any(c.get("container") for c in sc["cmds"]):
+                continue
             argv = shlex.split(a.support_check) + [sc["policy"]]
             try:
                 out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
@@ -426,6 +428,9 @@ def cmd_prepare(a: argparse.Namespace) -> int:
                                  f"  pod: {ct}-deployment\n  labels: {{container: {ct}}}\n")
                 sc["agent_args"] = (sc["agent_args"] + ' --workloads "$SCENARIO_DIR/workloads.yaml"').strip()
                 all_containers.update(ctrs)
+                # VM runs start these after the agent is ready (guest/scenarios.sh).
+                with open(os.path.join(d, "containers"), "w") as cf:
+                    cf.write("".join(f"{ct} {sc['namespace']}\n" for ct in ctrs))
             fl = sc["agent_flags"]
             with open(os.path.join(d, "agent.env"), "w") as ae:
                 ae.write(f"QT_A_POLICIES={int(fl['policies'])}\nQT_A_POSTURE={int(fl['posture'])}\n"
@@ -484,7 +489,8 @@ def read_console(path: str) -> dict[str, dict]:
         return per.setdefault(name, {"begin": False, "end": False, "missing": [], "agent": [],
                                      "stderr": [], "results": {}, "out": {}, "alerts": [],
                                      "bad_alerts": [], "omitted": 0, "setup": None,
-                                     "setup_out": [], "alive": {}, "signals": {}})
+                                     "setup_out": [], "alive": {}, "signals": {},
+                                     "containers": {}})
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
@@ -511,6 +517,10 @@ def read_console(path: str) -> dict[str, dict]:
             parts = rest.split()
             if len(parts) >= 2:
                 s(name)["results"][parts[0]] = {"exit": parts[1], "secs": parts[2] if len(parts) > 2 else "?"}
+        elif kind == "CONTAINER":
+            parts = rest.split(None, 2)
+            if len(parts) >= 2:
+                s(name)["containers"][parts[0]] = (parts[1], parts[2] if len(parts) > 2 else "")
         elif kind == "SETUP":
             s(name)["setup"] = rest.split()
         elif kind == "SETUPOUT":
@@ -703,6 +713,13 @@ def cmd_judge(a: argparse.Namespace) -> int:
                 for l in g["setup_out"][-15:]:
                     print(f"    setup.sh output: {l}")
                 continue
+            bad_ct = {k: v for k, v in g["containers"].items() if v[0] != "enforced"}
+            if bad_ct:
+                print(f"FAIL {label}: container(s) not confined: " + "; ".join(
+                    f"{k}: {v[0]} {v[1]}".strip() for k, v in sorted(bad_ct.items())))
+                for l in g["stderr"][-8:]:
+                    print(f"    agent output: {l}")
+                continue
             posture = sc.get("posture") or a.posture
             for c in sc["cmds"]:
                 res = g["results"].get(c["id"])
@@ -761,6 +778,8 @@ def main(argv: list[str]) -> int:
                    help="container scenarios run in containers ubuntu-N (their commands get <cmd>.container)")
     p.add_argument("--support-check", default="",
                    help="command printing the support plan of a policy file (skip what it cannot enforce)")
+    p.add_argument("--support-scope", choices=("all", "containers"), default="all",
+                   help="which scenarios --support-check applies to")
     p.add_argument("--enforcer", default=None, help="skip scenarios whose `unsupported` names it")
     p.add_argument("dirs", nargs="+")
     j = sub.add_parser("judge")

@@ -118,6 +118,11 @@ pub struct BpfLsm {
     capacity: Capacity,
     generation: u8,
     written: Option<KernelRules>,
+    /// Source keys of the generation in force (a container's root may be gone when they are
+    /// deleted, so they are not looked up again).
+    written_sources: Vec<abi::SourceKey>,
+    /// cgroup id → workload entry currently in `armlet_workloads`.
+    workloads: std::collections::BTreeMap<u64, abi::Workload>,
 }
 
 impl std::fmt::Debug for BpfLsm {
@@ -215,11 +220,20 @@ impl BpfLsm {
             capacity,
             generation: 0,
             written: None,
+            written_sources: Vec::new(),
+            workloads: std::collections::BTreeMap::new(),
         })
     }
 
-    /// Replace the policy in force with `rules`, atomically (see the module docs).
-    pub fn apply(&mut self, rules: &KernelRules, controls: Controls) -> Result<(), BpfLsmError> {
+    /// Replace the policy in force with `rules`, atomically (see the module docs). `roots`:
+    /// where each workload's `fromSource` paths are looked up (a container's
+    /// `/proc/<pid>/root`); workloads not listed use the agent's own root.
+    pub fn apply(
+        &mut self,
+        rules: &KernelRules,
+        roots: &std::collections::BTreeMap<u32, String>,
+        controls: Controls,
+    ) -> Result<(), BpfLsmError> {
         if !self.capacity.fits(rules) {
             return Err(BpfLsmError::Capacity);
         }
@@ -227,9 +241,11 @@ impl BpfLsm {
             None => 0,
             Some(_) => self.generation ^ 1,
         };
-        if let Err(e) = self.write_generation(rules, next) {
+        let sources = source_keys(rules, roots, next);
+        if let Err(e) = self.write_generation(rules, &sources, next) {
             // Best effort: remove the partial next generation; the current one is untouched.
-            let _ = self.delete_generation(rules, next);
+            let keys: Vec<abi::SourceKey> = sources.iter().map(|(k, _)| *k).collect();
+            let _ = self.delete_generation(rules, &keys, next);
             return Err(e);
         }
         let settings = abi::Settings {
@@ -253,21 +269,61 @@ impl BpfLsm {
         .map_err(map_err(maps::SETTINGS))?;
         array.set(0, settings, 0).map_err(map_err(maps::SETTINGS))?;
         if let Some(old) = self.written.take() {
-            self.delete_generation(&old, self.generation)?;
+            let old_sources = std::mem::take(&mut self.written_sources);
+            self.delete_generation(&old, &old_sources, self.generation)?;
         }
         self.generation = next;
         self.written = Some(rules.clone());
+        self.written_sources = sources.into_iter().map(|(k, _)| k).collect();
         Ok(())
     }
 
-    fn write_generation(&mut self, rules: &KernelRules, gen_: u8) -> Result<(), BpfLsmError> {
+    /// Make `armlet_workloads` hold exactly `entries` (cgroup id → workload): entries no
+    /// longer wanted are removed first, then new and changed ones written, so a cgroup never
+    /// points at an index whose rules are not in force (apply the rules before adding, after
+    /// removing).
+    pub fn set_workloads(
+        &mut self,
+        entries: &std::collections::BTreeMap<u64, abi::Workload>,
+    ) -> Result<(), BpfLsmError> {
+        let mut m: HashMap<&mut MapData, u64, abi::Workload> = HashMap::try_from(
+            self.ebpf
+                .map_mut(maps::WORKLOADS)
+                .ok_or(BpfLsmError::MissingMap(maps::WORKLOADS))?,
+        )
+        .map_err(map_err(maps::WORKLOADS))?;
+        for cg in self.workloads.keys() {
+            if !entries.contains_key(cg) {
+                match m.remove(cg) {
+                    Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                    Err(e) => return Err(map_err(maps::WORKLOADS)(e)),
+                }
+            }
+        }
+        self.workloads.retain(|cg, _| entries.contains_key(cg));
+        for (cg, w) in entries {
+            if self.workloads.get(cg) != Some(w) {
+                m.insert(cg, w, 0).map_err(map_err(maps::WORKLOADS))?;
+                self.workloads.insert(*cg, *w);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn workload_capacity(&self) -> u32 {
+        self.capacity.workloads
+    }
+
+    fn write_generation(
+        &mut self,
+        rules: &KernelRules,
+        sources: &[(abi::SourceKey, u32)],
+        gen_: u8,
+    ) -> Result<(), BpfLsmError> {
         {
             let mut m: HashMap<&mut MapData, abi::SourceKey, u32> = self.hash(maps::SOURCES)?;
-            for (path, id) in &rules.sources {
-                // A fromSource binary that does not exist cannot run: nothing to match.
-                if let Some(key) = source_key(path, gen_) {
-                    m.insert(key, id, 0).map_err(map_err(maps::SOURCES))?;
-                }
+            for (key, id) in sources {
+                m.insert(key, id, 0).map_err(map_err(maps::SOURCES))?;
             }
         }
         {
@@ -301,7 +357,12 @@ impl BpfLsm {
         Ok(())
     }
 
-    fn delete_generation(&mut self, rules: &KernelRules, gen_: u8) -> Result<(), BpfLsmError> {
+    fn delete_generation(
+        &mut self,
+        rules: &KernelRules,
+        sources: &[abi::SourceKey],
+        gen_: u8,
+    ) -> Result<(), BpfLsmError> {
         // Entries that were never written fail with "not found"; only the first real error is
         // reported, after trying every entry.
         let mut first: Option<BpfLsmError> = None;
@@ -315,10 +376,8 @@ impl BpfLsm {
         };
         {
             let mut m: HashMap<&mut MapData, abi::SourceKey, u32> = self.hash(maps::SOURCES)?;
-            for path in rules.sources.keys() {
-                if let Some(key) = source_key(path, gen_) {
-                    note(m.remove(&key), maps::SOURCES);
-                }
+            for key in sources {
+                note(m.remove(key), maps::SOURCES);
             }
         }
         {
@@ -471,6 +530,29 @@ pub(crate) fn read_counters(ebpf: &Ebpf) -> [u64; abi::CNT_MAX as usize] {
 ///
 /// Limitation (documented in ARCHITECTURE.md): a binary replaced after the policy was applied
 /// (a package upgrade) gets a new inode and is not matched until the policy is applied again.
+/// The source keys of one generation: each (path, workload) use looked up under that
+/// workload's root; a binary that does not exist cannot run, so it needs no key. Should two
+/// different paths be the same file (a hard link, a bind mount), the first id keeps it.
+fn source_keys(
+    rules: &KernelRules,
+    roots: &std::collections::BTreeMap<u32, String>,
+    gen_: u8,
+) -> Vec<(abi::SourceKey, u32)> {
+    let mut out: Vec<(abi::SourceKey, u32)> = Vec::new();
+    for (path, wl) in &rules.source_uses {
+        let Some(id) = rules.sources.get(path) else {
+            continue;
+        };
+        let root = roots.get(wl).map_or("", String::as_str);
+        if let Some(key) = source_key(&format!("{root}{path}"), gen_)
+            && !out.iter().any(|(k, _)| *k == key)
+        {
+            out.push((key, *id));
+        }
+    }
+    out
+}
+
 pub(crate) fn source_key(path: &str, gen_: u8) -> Option<abi::SourceKey> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).ok()?;

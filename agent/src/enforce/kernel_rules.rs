@@ -4,9 +4,11 @@
 //! is computed as plain data from the compiled policy and tested against the same expectations
 //! as `armlet_policy::eval`; the loader only copies it into the kernel.
 //!
-//! One concrete workload (the host today; each container with issue #4) gets an index, and its
-//! *effective* rules — the union of every matching selector group — are written under that
-//! index. Rules the enforcer's support table marks "audit only" are written as Audit (observed,
+//! Every concrete workload (the host at index 0, each confined container at its own index) gets
+//! its *effective* rules — the union of every matching selector group — written under that
+//! index. A `fromSource` path is one source id everywhere, but the executable it names is
+//! looked up in the root of each workload that uses it (a container's `/bin/bash` is not the
+//! host's), so [`KernelRules::source_uses`] records which workloads need which path. Rules the enforcer's support table marks "audit only" are written as Audit (observed,
 //! never denied); "ignored" rules and targets the kernel cannot match (globs, syscalls, DNS)
 //! are left out and stay listed in the support report.
 
@@ -22,6 +24,8 @@ use armlet_policy::support::{self, Enforcer, Support};
 pub struct KernelRules {
     /// Source executable path → id (ids start at 1; 0 means "any process").
     pub sources: BTreeMap<String, u32>,
+    /// (path, workload): the workloads whose rules name each source path.
+    pub source_uses: std::collections::BTreeSet<(String, u32)>,
     /// (workload, source, category, kind, path) → up to four rule slots.
     pub path_rules: BTreeMap<(u32, u32, u8, u8, String), abi::RuleSet>,
     /// (workload, source, category, id) → up to four rule slots.
@@ -163,7 +167,7 @@ impl KernelRules {
                 flags,
                 _pad: 0,
             };
-            for src in self.source_ids(&rule.from_source, max_sources)? {
+            for src in self.source_ids(workload, &rule.from_source, max_sources)? {
                 match &slot {
                     Slot::Path(cat, kind, path) => push(
                         self.path_rules
@@ -187,7 +191,7 @@ impl KernelRules {
             let posture = action_code(eff.posture.for_category(scope.category));
             let sources = match &scope.source {
                 None => vec![0],
-                Some(s) => self.source_ids(std::slice::from_ref(s), max_sources)?,
+                Some(s) => self.source_ids(workload, std::slice::from_ref(s), max_sources)?,
             };
             for src in sources {
                 self.allow_lists.insert((workload, src, cat), posture);
@@ -197,7 +201,12 @@ impl KernelRules {
     }
 
     /// Ids for `fromSource` paths (0 = any process when the list is empty).
-    fn source_ids(&mut self, from: &[Source], max: usize) -> Result<Vec<u32>, KernelRulesError> {
+    fn source_ids(
+        &mut self,
+        workload: u32,
+        from: &[Source],
+        max: usize,
+    ) -> Result<Vec<u32>, KernelRulesError> {
         if from.is_empty() {
             return Ok(vec![0]);
         }
@@ -217,6 +226,7 @@ impl KernelRules {
                     id
                 }
             };
+            self.source_uses.insert((p.clone(), workload));
             ids.push(id);
         }
         Ok(ids)
@@ -350,6 +360,44 @@ mod tests {
             .add_workload(0, &ir.effective(&host), Enforcer::BpfLsm, 64)
             .unwrap_err();
         assert!(matches!(err, KernelRulesError::TooManyOnOneKey { .. }));
+    }
+
+    #[test]
+    fn containers_get_their_own_index_and_source_lookups() {
+        let src = "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata: {name: c, namespace: ns}\nspec:\n  selector: {matchLabels: {container: a}}\n  file:\n    matchPaths:\n    - path: /secret.txt\n      fromSource: [{path: /bin/cat}]\n  action: Block\n";
+        let ir = armlet_policy::compile_text(src, "t", Posture::default()).unwrap();
+        let host = Workload::Host {
+            labels: [("kubernetes.io/hostname".to_string(), "n".to_string())].into(),
+        };
+        let a = Workload::Container {
+            namespace: "ns".to_string(),
+            labels: [("container".to_string(), "a".to_string())].into(),
+        };
+        let b = Workload::Container {
+            namespace: "ns".to_string(),
+            labels: [("container".to_string(), "b".to_string())].into(),
+        };
+        let mut k = KernelRules::default();
+        for (i, w) in [&host, &a, &b].into_iter().enumerate() {
+            k.add_workload(i as u32, &ir.effective(w), Enforcer::BpfLsm, 64)
+                .unwrap();
+        }
+        // Only container `a` has the rule, under its index, and only it looks up /bin/cat.
+        let keys: Vec<_> = k.path_rules.keys().cloned().collect();
+        assert_eq!(
+            keys,
+            vec![(
+                1,
+                1,
+                abi::CAT_FILE,
+                abi::KIND_EXACT,
+                "/secret.txt".to_string()
+            )]
+        );
+        assert_eq!(
+            k.source_uses.iter().cloned().collect::<Vec<_>>(),
+            vec![("/bin/cat".to_string(), 1)]
+        );
     }
 
     #[test]

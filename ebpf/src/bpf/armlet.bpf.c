@@ -48,6 +48,23 @@ struct {
     __type(value, struct armlet_workload);
 } armlet_workloads SEC(".maps");
 
+/* A raw or packet socket being created, by thread (pid_tgid): the capability check for
+ * CAP_NET_RAW that follows inside the same socket() call names the socket in its event, so a
+ * capability rule that denies it is also reported as the Network operation it stopped (as
+ * KubeArmor reports it). Bounded (LRU); an entry older than PENDING_SOCK_NS is ignored. */
+struct pending_sock {
+    __u64 ns;
+    __u32 sock;
+    __u32 _pad;
+};
+#define PENDING_SOCK_NS 50000000ULL
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u64);
+    __type(value, struct pending_sock);
+} armlet_pending_sock SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 256);
@@ -120,6 +137,7 @@ struct hook {
     __u8 not_owner;
     __u8 can_d_path; /* the hook is sleepable, so bpf_d_path may name the executable */
     __u8 op;         /* network operation */
+    __u32 sock;      /* network: the socket's family, type and protocol (armlet_event.sock) */
 };
 
 static __always_inline struct armlet_settings *settings(void)
@@ -431,7 +449,7 @@ static __always_inline int conclude(struct hook *c, struct verdict *v, int have_
     e->write = c->write;
     e->op = c->op;
     e->id = id;
-    e->_pad = 0;
+    e->sock = c->sock;
     bpf_get_current_comm(e->comm, sizeof(e->comm));
     /* The acting executable's path where the hook allows bpf_d_path; otherwise user space
      * names it from /proc/<pid>/exe. */
@@ -547,6 +565,7 @@ static __always_inline int net_check(int family, int type, int protocol, __u8 op
     if (!begin(&c, ARMLET_CAT_NETWORK))
         return 0;
     c.op = op;
+    c.sock = ((__u32)family & 0xffff) << 16 | ((__u32)type & 0xff) << 8 | ((__u32)protocol & 0xff);
     struct verdict v = {ARMLET_NO_RULE, ARMLET_NO_RULE, ARMLET_NO_RULE, 0};
     lookup_id(&c, ARMLET_PROTO_ALL, &v);
 #pragma unroll
@@ -568,6 +587,15 @@ int BPF_PROG(armlet_socket_create, int family, int type, int protocol, int kern,
         return ret;
     if (kern)
         return 0;
+    if ((type & 0xf) == 3 /* SOCK_RAW */ || family == 17 /* AF_PACKET */) {
+        __u64 id = bpf_get_current_pid_tgid();
+        struct pending_sock p = {
+            .ns = bpf_ktime_get_ns(),
+            .sock = ((__u32)family & 0xffff) << 16 | ((__u32)type & 0xff) << 8 |
+                    ((__u32)protocol & 0xff),
+        };
+        bpf_map_update_elem(&armlet_pending_sock, &id, &p, BPF_ANY);
+    }
     return net_check(family, type, protocol, ARMLET_NET_CREATE);
 }
 
@@ -625,6 +653,15 @@ int BPF_PROG(armlet_capable, const struct cred *cred, struct user_namespace *ns,
     if (ret)
         return ret;
     struct hook c = {};
+    if (cap == 13 /* CAP_NET_RAW */) {
+        __u64 id = bpf_get_current_pid_tgid();
+        struct pending_sock *p = bpf_map_lookup_elem(&armlet_pending_sock, &id);
+        if (p) {
+            if (bpf_ktime_get_ns() - p->ns < PENDING_SOCK_NS)
+                c.sock = p->sock;
+            bpf_map_delete_elem(&armlet_pending_sock, &id);
+        }
+    }
     if (!begin(&c, ARMLET_CAT_CAPABILITY))
         return 0;
     struct verdict v = {ARMLET_NO_RULE, ARMLET_NO_RULE, ARMLET_NO_RULE, 0};

@@ -1,5 +1,14 @@
-//! The AppArmor engine for the daemon loop: generate the host profile, replace it atomically on
-//! every policy change, and turn AppArmor's kernel-log records into decisions.
+//! The AppArmor engine for the daemon loop: generate the host profile and one profile per
+//! container, replace them atomically on every policy change, and turn AppArmor's kernel-log
+//! records into decisions for the right workload.
+//!
+//! Containers: AppArmor cannot move a running task into a profile from outside; the runtime
+//! puts a container's processes into the profile its OCI spec names
+//! (`process.apparmorProfile`, or the pod's AppArmor annotation) when they start. So the agent
+//! loads `armlet-<namespace>-<container>` ahead of time for every container the mapping file
+//! names, and takes over that profile for every running container found in it (read from
+//! `/proc/<pid>/attr/apparmor/current`); a container under any other profile is reported as
+//! not enforced, with the profile name it should use.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,8 +18,10 @@ use armlet_policy::ir::{CompiledPolicy, Workload};
 use super::kernel::{self, AuditFeed, LoadError};
 use super::log::{self, SourceOf};
 use super::profile::{self, HOST_ATTACH, HOST_PROFILE, Profile};
-use crate::alert::DecisionEvent;
+use crate::alert::{DecisionEvent, WorkloadInfo};
+use crate::enforce::fanotify::ContainerState;
 use crate::procmon::ProcTable;
+use crate::workloads::{Container, Match, WorkloadMap};
 
 /// Profile names of the loaded set → source executables of their children.
 #[derive(Debug, Clone, Default)]
@@ -23,10 +34,19 @@ struct Loaded {
 impl Loaded {
     fn from(p: &Profile) -> Self {
         Loaded {
+            // Records name a nested child (container profiles) as `parent//child`; the
+            // host's source profiles are top-level siblings (`armlet-host.src_N`).
             children: p
                 .children
                 .iter()
-                .map(|(src, child)| (child.clone(), src.clone()))
+                .map(|(src, child)| {
+                    let full = if child.starts_with(&format!("{}.", p.name)) {
+                        child.clone()
+                    } else {
+                        format!("{}//{child}", p.name)
+                    };
+                    (full, src.clone())
+                })
                 .collect(),
             parents: vec![p.name.clone()],
         }
@@ -45,38 +65,115 @@ impl SourceOf for Loaded {
     }
 }
 
-/// Enforcing with AppArmor profiles.
+/// One container profile (`armlet-<namespace>-<name>`, attached by the runtime through the
+/// OCI spec's `process.apparmorProfile`).
+#[derive(Debug, Clone)]
+struct Managed {
+    workload: Workload,
+    info: WorkloadInfo,
+    loaded: Loaded,
+    /// A container runs under it now (else it is preloaded from the mapping file, so the
+    /// runtime finds it when the container starts).
+    running: bool,
+    /// Named by the mapping file: kept loaded while no container runs.
+    expected: bool,
+}
+
+/// Enforcing with AppArmor profiles: `armlet-host` for the node, one profile per container.
 #[derive(Debug)]
 pub struct AppArmorEngine {
     feed: AuditFeed,
     ir: CompiledPolicy,
     host: Workload,
     loaded: Loaded,
+    containers: BTreeMap<String, Managed>,
+    /// Raw and packet sockets just created, by pid (at most [`RECENT_SOCKETS`]): a net_raw
+    /// capability denial that follows names the socket it stopped.
+    recent_sockets: std::collections::VecDeque<(u32, (u32, u32, u32), std::time::Instant)>,
     records: u64,
     alerts: u64,
 }
 
+const RECENT_SOCKETS: usize = 64;
+
+/// A container's profile as the kernel reports it (`/proc/<pid>/attr/current`, mode
+/// stripped), None when unconfined or unreadable.
+fn current_profile(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/attr/apparmor/current"))
+        .or_else(|_| std::fs::read_to_string(format!("/proc/{pid}/attr/current")))
+        .ok()?;
+    profile_of_attr(&text)
+}
+
+/// The profile name in an `attr/current` text: `NAME (MODE)` or `unconfined`.
+fn profile_of_attr(text: &str) -> Option<String> {
+    let t = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    let name = t.rsplit_once(" (").map_or(t, |(n, _)| n);
+    (!name.is_empty() && name != "unconfined").then(|| name.to_string())
+}
+
 impl AppArmorEngine {
     /// Open the record feed (before the first profile loads, so no record is missed).
-    pub fn new(ir: CompiledPolicy, host: Workload) -> Result<Self, LoadError> {
+    /// `map`: the mapping file's named containers get their profiles loaded ahead of time.
+    pub fn new(
+        ir: CompiledPolicy,
+        host: Workload,
+        map: Option<&WorkloadMap>,
+    ) -> Result<Self, LoadError> {
+        let mut containers = BTreeMap::new();
+        for e in map.map_or(&[][..], |m| &m.entries[..]) {
+            if let Match::ContainerName(n) = &e.matches {
+                containers.insert(
+                    profile::container_profile_name(&e.namespace, n),
+                    Managed {
+                        workload: e.workload(),
+                        info: WorkloadInfo {
+                            host: false,
+                            namespace: e.namespace.clone(),
+                            pod: e.pod.clone().unwrap_or_default(),
+                            container_id: String::new(),
+                            container_name: n.clone(),
+                        },
+                        loaded: Loaded::default(),
+                        running: false,
+                        expected: true,
+                    },
+                );
+            }
+        }
         Ok(AppArmorEngine {
             feed: AuditFeed::open()?,
             ir,
             host,
             loaded: Loaded::default(),
+            containers,
+            recent_sockets: std::collections::VecDeque::new(),
             records: 0,
             alerts: 0,
         })
     }
 
-    /// Generate and load the host profile; on error the previous profile stays in force.
+    /// Generate and load the host profile and every container profile, in one parser run;
+    /// on error the previous profiles stay in force.
     pub fn apply(&mut self, ir: &CompiledPolicy, host: &Workload) -> Result<String, LoadError> {
         let eff = ir.effective(host);
         let p = profile::generate(HOST_PROFILE, Some(HOST_ATTACH), &eff);
-        kernel::replace(&p.name, &p.text)?;
+        let mut text = p.text.clone();
+        let mut next_containers = Vec::new();
+        for (name, m) in &self.containers {
+            let cp = profile::generate(name, None, &ir.effective(&m.workload));
+            text.push_str(&cp.text);
+            next_containers.push((name.clone(), Loaded::from(&cp)));
+        }
+        kernel::replace(&p.name, &text)?;
+        for (name, l) in next_containers {
+            if let Some(m) = self.containers.get_mut(&name) {
+                m.loaded = l;
+            }
+        }
         let summary = format!(
             "{} rules for this node in profile {} ({} fromSource child profiles); {} rules not \
-             expressible in AppArmor{}",
+             expressible in AppArmor{}{}",
             eff.rules.len(),
             p.name,
             p.children.len(),
@@ -84,7 +181,12 @@ impl AppArmorEngine {
             p.unexpressed
                 .iter()
                 .map(|u| format!("; rule {} {}: {}", u.rule, u.resource, u.reason))
-                .collect::<String>()
+                .collect::<String>(),
+            if self.containers.is_empty() {
+                String::new()
+            } else {
+                format!("; {} container profiles", self.containers.len())
+            }
         );
         let next = Loaded::from(&p);
         // Source profiles of the previous policy that this one no longer has: remove them, or
@@ -106,21 +208,144 @@ impl AppArmorEngine {
         Ok(summary)
     }
 
+    /// Follow the running containers: each gets the profile it runs under (when it is one of
+    /// ours by name) generated from its own effective rules.
+    pub fn set_containers(&mut self, found: &[Container]) -> Vec<ContainerState> {
+        let mut states = Vec::new();
+        let mut running = std::collections::BTreeSet::new();
+        for c in found {
+            let want = profile::container_profile_name(&c.namespace, &c.name);
+            let cur = current_profile(c.init_pid);
+            let rules = self.ir.effective(&c.workload()).rules.len();
+            let base = cur.as_deref().map(|p| p.split("//").next().unwrap_or(p));
+            if base != Some(want.as_str()) {
+                states.push(ContainerState {
+                    id: c.id.clone(),
+                    rules,
+                    enforced: false,
+                    problems: vec![format!(
+                        "it runs under AppArmor profile {}, not {want} (set the OCI spec's \
+                         process.apparmorProfile, or the pod's AppArmor annotation, to {want})",
+                        cur.as_deref().unwrap_or("unconfined")
+                    )],
+                });
+                continue;
+            }
+            running.insert(want.clone());
+            let m = self
+                .containers
+                .entry(want.clone())
+                .or_insert_with(|| Managed {
+                    workload: c.workload(),
+                    info: c.info(),
+                    loaded: Loaded::default(),
+                    running: true,
+                    expected: false,
+                });
+            m.workload = c.workload();
+            m.info = c.info();
+            m.running = true;
+            let mut problems = Vec::new();
+            // Preloaded profiles are already current (apply); one found in use but not loaded
+            // by this agent (left by an earlier one) is taken over.
+            if m.loaded.parents.is_empty() {
+                let cp = profile::generate(&want, None, &self.ir.effective(&m.workload));
+                match kernel::replace(&want, &cp.text) {
+                    Ok(()) => m.loaded = Loaded::from(&cp),
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+            states.push(ContainerState {
+                id: c.id.clone(),
+                rules,
+                enforced: problems.is_empty(),
+                problems,
+            });
+        }
+        // Containers that are gone: their profile stays while the mapping file names it (a
+        // restart finds it), otherwise it is removed.
+        let gone: Vec<String> = self
+            .containers
+            .iter()
+            .filter(|(n, m)| m.running && !running.contains(*n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in gone {
+            let expected = self.containers.get(&n).is_some_and(|m| m.expected);
+            if expected {
+                if let Some(m) = self.containers.get_mut(&n) {
+                    m.running = false;
+                }
+            } else {
+                if let Err(e) = kernel::remove(&n) {
+                    eprintln!("armlet: {e}");
+                }
+                self.containers.remove(&n);
+            }
+        }
+        states
+    }
+
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<DecisionEvent>, LoadError> {
         let lines = self.feed.poll(timeout)?;
-        let eff = self.ir.effective(&self.host);
         let mut out = Vec::new();
         for line in lines {
             let Some(rec) = log::parse(&line) else {
                 continue;
             };
             self.records += 1;
-            if let Some(d) = log::decision(&rec, &eff, &self.loaded) {
-                self.alerts += 1;
-                out.push(d);
+            let Some(prof) = rec.get("profile") else {
+                continue;
+            };
+            if rec.get("operation") == Some("create")
+                && let Some(sock) = log::socket_of(&rec)
+                && (sock.1 == 3 || sock.0 == 17)
+            {
+                if self.recent_sockets.len() >= RECENT_SOCKETS {
+                    self.recent_sockets.pop_front();
+                }
+                let pid = rec.num("pid").unwrap_or(0);
+                self.recent_sockets
+                    .push_back((pid, sock, std::time::Instant::now()));
             }
+            let d = if self.loaded.is_ours(prof) {
+                let eff = self.ir.effective(&self.host);
+                log::decision(&rec, &eff, &self.loaded)
+            } else if let Some(m) = self.containers.values().find(|m| m.loaded.is_ours(prof)) {
+                let eff = self.ir.effective(&m.workload);
+                log::decision(&rec, &eff, &m.loaded).map(|mut d| {
+                    d.workload = m.info.clone();
+                    d
+                })
+            } else {
+                None
+            };
+            let Some(d) = d else {
+                continue;
+            };
+            self.alerts += 1;
+            let extra = self.stopped_socket(&d);
+            out.push(d);
+            out.extend(extra);
         }
         Ok(out)
+    }
+
+    /// A net_raw capability decision right after the same process created a raw or packet
+    /// socket: the Network operation it stopped, as KubeArmor reports it.
+    fn stopped_socket(&mut self, d: &DecisionEvent) -> Option<DecisionEvent> {
+        if d.category != armlet_policy::model::Category::Capabilities || d.resource != "net_raw" {
+            return None;
+        }
+        let at = self
+            .recent_sockets
+            .iter()
+            .rposition(|(pid, _, t)| *pid == d.pid && t.elapsed() < Duration::from_secs(2))?;
+        let (_, (family, ty, proto), _) = self.recent_sockets.remove(at)?;
+        let mut n = d.clone();
+        n.category = armlet_policy::model::Category::Network;
+        n.resource = crate::enforce::fanotify::net::socket_resource(family, ty, proto, "");
+        Some(n)
     }
 
     pub fn counters_line(&self) -> String {
@@ -136,11 +361,26 @@ impl AppArmorEngine {
 }
 
 impl Drop for AppArmorEngine {
-    /// Stopping the agent removes its profiles, as stopping BPF-LSM detaches its programs.
+    /// Stopping the agent removes its host profiles, as stopping BPF-LSM detaches its
+    /// programs. A container profile cannot simply go: the runtime names it for every `exec`
+    /// into the container and every restart, so it is replaced by a profile that allows
+    /// everything (no rules), and removed only when no container uses it.
     fn drop(&mut self) {
         let names = self.loaded.children.keys().filter(|c| !c.contains("//"));
         for p in self.loaded.parents.iter().chain(names) {
             if let Err(e) = kernel::remove(p) {
+                eprintln!("armlet: {e}");
+            }
+        }
+        for (name, m) in &self.containers {
+            let r = if m.running || m.expected {
+                let open =
+                    profile::generate(name, None, &armlet_policy::ir::EffectiveRules::default());
+                kernel::replace(name, &open.text)
+            } else {
+                kernel::remove(name)
+            };
+            if let Err(e) = r {
                 eprintln!("armlet: {e}");
             }
         }
@@ -163,6 +403,13 @@ impl crate::daemon::Engine for AppArmorEngine {
     fn counters_line(&self) -> String {
         AppArmorEngine::counters_line(self)
     }
+
+    fn set_containers(
+        &mut self,
+        containers: Vec<Container>,
+    ) -> Option<anyhow::Result<Vec<ContainerState>>> {
+        Some(Ok(AppArmorEngine::set_containers(self, &containers)))
+    }
 }
 
 /// Load the host profile and check it is listed, then remove it: `armlet probe`'s functional
@@ -180,5 +427,44 @@ pub fn functional_probe() -> Result<String, String> {
         ))
     } else {
         Err("apparmor_parser succeeded but the profile is not listed in securityfs".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_profiles_are_known_by_the_name_records_use() {
+        let mut p = Profile {
+            name: "armlet-ns-c".to_string(),
+            text: String::new(),
+            children: BTreeMap::from([("/usr/bin/curl".to_string(), "src_0".to_string())]),
+            unexpressed: Vec::new(),
+        };
+        let l = Loaded::from(&p);
+        assert_eq!(l.source_of("armlet-ns-c//src_0"), Some("/usr/bin/curl"));
+        assert!(l.is_ours("armlet-ns-c//src_0") && l.is_ours("armlet-ns-c"));
+        p.name = "armlet-host".to_string();
+        p.children =
+            BTreeMap::from([("/usr/bin/curl".to_string(), "armlet-host.src_0".to_string())]);
+        assert_eq!(
+            Loaded::from(&p).source_of("armlet-host.src_0"),
+            Some("/usr/bin/curl")
+        );
+    }
+
+    #[test]
+    fn attr_current_names_the_profile() {
+        assert_eq!(
+            profile_of_attr("armlet-multiubuntu-ubuntu-1 (enforce)\n").as_deref(),
+            Some("armlet-multiubuntu-ubuntu-1")
+        );
+        assert_eq!(
+            profile_of_attr("armlet-ns-c//src_1 (enforce)\n").as_deref(),
+            Some("armlet-ns-c//src_1")
+        );
+        assert_eq!(profile_of_attr("unconfined\n"), None);
+        assert_eq!(profile_of_attr(""), None);
     }
 }

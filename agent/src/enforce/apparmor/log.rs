@@ -30,7 +30,7 @@ impl Record {
         self.fields.get(k).map(String::as_str)
     }
 
-    fn num(&self, k: &str) -> Option<u32> {
+    pub fn num(&self, k: &str) -> Option<u32> {
         self.get(k).and_then(|v| v.parse().ok())
     }
 }
@@ -104,6 +104,15 @@ fn type_number(name: &str) -> Option<u32> {
     })
 }
 
+/// The socket a network record is about: (family, type, protocol) numbers.
+pub fn socket_of(r: &Record) -> Option<(u32, u32, u32)> {
+    Some((
+        family_number(r.get("family")?)?,
+        type_number(r.get("sock_type")?)?,
+        r.num("protocol").unwrap_or(0),
+    ))
+}
+
 /// How a record's profile maps to the executable `fromSource` rules match.
 pub trait SourceOf {
     /// The source executable for a (child) profile name, None for a top-level profile.
@@ -174,7 +183,12 @@ pub fn decision(
                 }
             }
             let (v, name) = found?;
-            (Category::Network, v, name.to_string())
+            // KubeArmor's form, as the other enforcers write it.
+            (
+                Category::Network,
+                v,
+                crate::enforce::fanotify::net::socket_resource(family, ty, proto, name),
+            )
         }
         _ => {
             let name = r.get("name")?.to_string();
@@ -276,7 +290,12 @@ mod tests {
                 d.resource.as_str(),
                 d.source.as_str()
             ),
-            (Category::Network, Some(2), "raw", "/usr/bin/ping")
+            (
+                Category::Network,
+                Some(2),
+                "domain=AF_INET type=SOCK_RAW protocol=ICMP",
+                "/usr/bin/ping"
+            )
         );
         let d = decision(&rec("apparmor=\"DENIED\" operation=\"capable\" class=\"cap\" profile=\"armlet-host.src_0\" pid=4000000 comm=\"ping\" capability=13  capname=\"net_raw\""), &eff, &Names).unwrap();
         assert_eq!((d.category, d.rule_id), (Category::Capabilities, Some(3)));

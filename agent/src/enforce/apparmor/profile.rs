@@ -40,10 +40,6 @@ pub const HOST_PROFILE: &str = "armlet-host";
 pub const HOST_ATTACH: &str = "/**";
 
 /// `armlet-<namespace>-<container>` with characters outside `[A-Za-z0-9._-]` replaced by `_`.
-#[allow(
-    dead_code,
-    reason = "container profiles: the integrator's container discovery calls it (contract)"
-)]
 pub fn container_profile_name(namespace: &str, container: &str) -> String {
     let clean = |s: &str| -> String {
         s.chars()
@@ -215,6 +211,11 @@ impl<'a> Gen<'a> {
                     return Vec::new();
                 };
                 // Block/Audit readOnly: only writes fire; Allow readOnly: only reads permitted.
+                // Block/Audit with both readOnly and ownerOnly: any write, and any access by
+                // someone other than the owner (KubeArmor's meaning, as `eval::decide`).
+                if r.read_only && r.owner_only && r.action != Action::Allow {
+                    return vec![format!("{prefix}{p} w,"), format!("{prefix}other {p} rw,")];
+                }
                 let perm = match (r.action, r.read_only) {
                     (_, false) => "rw",
                     (Action::Allow, true) => "r",
@@ -424,6 +425,21 @@ fn body(g: &mut Gen<'_>, text: &mut String, scope: Scope<'_>, eff: &EffectiveRul
         let lines = g.rule_lines(scope, r);
         for l in lines {
             let _ = writeln!(text, "  {l}  # rule {}", r.id);
+        }
+        // A net_raw capability rule stops raw and packet sockets inside socket(); AppArmor's
+        // capability record does not name the socket, so these sockets are audited (allowed,
+        // logged) and the engine reports the Network operation the capability denial stopped.
+        // Only where the network category is not an allow-list (there the baseline already
+        // audits or denies them, and an allow line here would widen it).
+        if matches!(&r.target, Target::Capability { name, .. } if name == "net_raw")
+            && r.action != Action::Allow
+            && !allow_listed(eff, scope, Category::Network)
+        {
+            let _ = writeln!(
+                text,
+                "  audit network raw,  # rule {} (names the socket)\n  audit network packet,  # rule {} (names the socket)",
+                r.id, r.id
+            );
         }
     }
 }

@@ -61,6 +61,35 @@ pub enum PolicyCommand {
     Check(PolicyCheckArgs),
     /// Compile policies to the rule IR and report what an enforcer must downgrade.
     Compile(PolicyCompileArgs),
+    /// Precompile the AppArmor profiles a node will generate into binary policy (build side,
+    /// with apparmor_parser), for nodes without a parser (`armlet run --apparmor-precompiled`).
+    Apparmor(PolicyAppArmorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyAppArmorArgs {
+    /// Directory for the binary policy files (created; one file per profile text).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The node's name (host policies select nodes by it), as `armlet run --node`.
+    #[arg(long)]
+    pub node: String,
+    /// The node's extra labels (k=v,k2=v2), as `armlet run --labels`.
+    #[arg(long, default_value = "")]
+    pub labels: String,
+    /// The node's WorkloadMap: a profile for each container it names.
+    #[arg(long)]
+    pub workloads: Option<PathBuf>,
+    /// Default posture, as `armlet run --default-posture` (a bundle's is compiled in).
+    #[arg(long, default_value = "audit")]
+    pub default_posture: String,
+    /// The node kernel's AppArmor features (`aa-features-abi -x -w FILE` on the node);
+    /// default: this machine's kernel.
+    #[arg(long)]
+    pub features_file: Option<PathBuf>,
+    /// Policy files or directories (the ones the bundle is built from).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -338,6 +367,11 @@ pub struct RunArgs {
     /// container name, id, namespace, labels, cgroup, rules in force, enforced.
     #[arg(long)]
     pub workloads_file: Option<PathBuf>,
+    /// AppArmor without a parser on the node: load the binary policy `armlet policy apparmor`
+    /// wrote to DIR (never apparmor_parser, even where it is installed). A profile whose text
+    /// has no binary there is refused and the previous one stays in force.
+    #[arg(long, value_name = "DIR")]
+    pub apparmor_precompiled: Option<PathBuf>,
     #[command(flatten)]
     pub mqtt: MqttRunArgs,
 }

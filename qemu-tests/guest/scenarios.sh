@@ -320,7 +320,12 @@ run_scenario() {
         else
             wait "$apid"; rc=$?
             echo "$T-AGENT $name EXIT $rc stopped"
-            case "$rc" in 0|143) ;; *) agent_tail "$name" ;; esac
+            case "$rc" in
+                0|143) # the agent's counters and container lines, for the failure details
+                    $BB grep -E '^armlet: (stopping|container|containers)' "$QT_TMP/agent-$name.err" \
+                        | $BB tail -n 4 | while IFS= read -r _l; do echo "$T-STDERR $name $_l"; done ;;
+                *) agent_tail "$name" ;;
+            esac
         fi
     fi
     exec 6<&-

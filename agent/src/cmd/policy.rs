@@ -11,14 +11,60 @@ use armlet_policy::ir::{CompiledPolicy, Posture};
 use armlet_policy::model::Source;
 use armlet_policy::support::{self, Enforcer, SupportReport};
 
-use crate::cli::{EnforcerArg, PolicyCheckArgs, PolicyCommand, PolicyCompileArgs};
+use crate::cli::{
+    EnforcerArg, PolicyAppArmorArgs, PolicyCheckArgs, PolicyCommand, PolicyCompileArgs,
+};
 use crate::policy_files;
 
 pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     match command {
         PolicyCommand::Check(a) => check(&a),
         PolicyCommand::Compile(a) => compile(&a),
+        PolicyCommand::Apparmor(a) => apparmor(&a),
     }
+}
+
+/// Compile every profile text the node will generate into `--out`, one binary each.
+fn apparmor(a: &PolicyAppArmorArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let posture = Posture::parse(&a.default_posture)?;
+    let loaded = policy_files::load(&a.paths)?;
+    if loaded.error_count() > 0 {
+        for d in &loaded.diagnostics {
+            println!("{d}");
+        }
+        for e in &loaded.compile_errors {
+            println!("{e}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let ir = armlet_policy::ir::compile(&loaded.policies, posture)?;
+    let host = crate::cmd::run::host_workload(&a.node, &a.labels)?;
+    let map = match &a.workloads {
+        Some(p) => Some(crate::workloads::WorkloadMap::load(p)?),
+        None => None,
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let profiles = crate::enforce::apparmor::engine::node_profiles(&ir, &host, map.as_ref());
+    for (name, text) in &profiles {
+        let file = a
+            .out
+            .join(crate::enforce::apparmor::kernel::binary_name(text));
+        crate::enforce::apparmor::kernel::compile_binary(
+            name,
+            text,
+            &file,
+            a.features_file.as_deref(),
+        )?;
+        println!("{}  {name}", file.display());
+    }
+    eprintln!(
+        "{} profiles compiled into {} (load with `armlet run --apparmor-precompiled {}`)",
+        profiles.len(),
+        a.out.display(),
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn enforcer(e: EnforcerArg) -> Enforcer {

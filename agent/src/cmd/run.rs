@@ -75,6 +75,10 @@ impl PolicySource {
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    // Before the probe: its AppArmor check loads a test profile the same way.
+    if let Some(dir) = &a.apparmor_precompiled {
+        crate::enforce::apparmor::kernel::set_precompiled(dir.clone());
+    }
     let facts = HostFacts::read();
     let (best, why) = probe::select(&facts);
     let chosen = a.enforcer.map(enforcer).unwrap_or(best);

@@ -163,9 +163,25 @@ impl AppArmorEngine {
         for (name, m) in &self.containers {
             let cp = profile::generate(name, None, &ir.effective(&m.workload));
             text.push_str(&cp.text);
-            next_containers.push((name.clone(), Loaded::from(&cp)));
+            next_containers.push((name.clone(), cp));
         }
-        kernel::replace(&p.name, &text)?;
+        if kernel::precompiled() {
+            // One binary per profile text (what `armlet policy apparmor` compiled); every
+            // binary is looked up before the first is loaded, so a missing one changes nothing.
+            kernel::replace_each(
+                std::iter::once((p.name.as_str(), p.text.as_str())).chain(
+                    next_containers
+                        .iter()
+                        .map(|(n, cp)| (n.as_str(), cp.text.as_str())),
+                ),
+            )?;
+        } else {
+            kernel::replace(&p.name, &text)?;
+        }
+        let next_containers: Vec<(String, Loaded)> = next_containers
+            .into_iter()
+            .map(|(n, cp)| (n, Loaded::from(&cp)))
+            .collect();
         for (name, l) in next_containers {
             if let Some(m) = self.containers.get_mut(&name) {
                 m.loaded = l;
@@ -173,7 +189,7 @@ impl AppArmorEngine {
         }
         let summary = format!(
             "{} rules for this node in profile {} ({} fromSource child profiles); {} rules not \
-             expressible in AppArmor{}{}",
+             expressible in AppArmor{}{}{}",
             eff.rules.len(),
             p.name,
             p.children.len(),
@@ -186,6 +202,11 @@ impl AppArmorEngine {
                 String::new()
             } else {
                 format!("; {} container profiles", self.containers.len())
+            },
+            if kernel::precompiled() {
+                "; loaded from precompiled binary policy"
+            } else {
+                ""
             }
         );
         let next = Loaded::from(&p);
@@ -412,10 +433,40 @@ impl crate::daemon::Engine for AppArmorEngine {
     }
 }
 
+/// Every profile text a node with this policy and mapping file generates: the host profile, each
+/// named container's profile and its allow-everything form (left when the agent stops), and
+/// the probe's test profile. `armlet policy apparmor` compiles each of them.
+pub fn node_profiles(
+    ir: &CompiledPolicy,
+    host: &Workload,
+    map: Option<&WorkloadMap>,
+) -> Vec<(String, String)> {
+    let mut out = vec![(
+        HOST_PROFILE.to_string(),
+        profile::generate(HOST_PROFILE, Some(HOST_ATTACH), &ir.effective(host)).text,
+    )];
+    let open = armlet_policy::ir::EffectiveRules::default();
+    for e in map.map_or(&[][..], |m| &m.entries[..]) {
+        if let Match::ContainerName(n) = &e.matches {
+            let name = profile::container_profile_name(&e.namespace, n);
+            let text = profile::generate(&name, None, &ir.effective(&e.workload())).text;
+            out.push((name.clone(), text));
+            out.push((name.clone(), profile::generate(&name, None, &open).text));
+        }
+    }
+    out.push((
+        PROBE_PROFILE.to_string(),
+        profile::generate(PROBE_PROFILE, None, &open).text,
+    ));
+    out
+}
+
+const PROBE_PROFILE: &str = "armlet-probe";
+
 /// Load the host profile and check it is listed, then remove it: `armlet probe`'s functional
 /// AppArmor check (an empty policy: the profile allows everything).
 pub fn functional_probe() -> Result<String, String> {
-    let name = "armlet-probe";
+    let name = PROBE_PROFILE;
     let p = profile::generate(name, None, &armlet_policy::ir::EffectiveRules::default());
     kernel::replace(name, &p.text).map_err(|e| e.to_string())?;
     let listed = kernel::is_loaded(name);
@@ -423,7 +474,11 @@ pub fn functional_probe() -> Result<String, String> {
     if listed {
         Ok(format!(
             "loaded and removed a test profile with {}",
-            kernel::parser().map_or_else(String::new, |p| p.display().to_string())
+            if kernel::precompiled() {
+                "precompiled binary policy".to_string()
+            } else {
+                kernel::parser().map_or_else(String::new, |p| p.display().to_string())
+            }
         ))
     } else {
         Err("apparmor_parser succeeded but the profile is not listed in securityfs".to_string())

@@ -4,8 +4,14 @@
 //! running kernel's feature set (`/sys/kernel/security/apparmor/features`) and replaces the
 //! profile with its children in one write to `.replace`, so tasks see either the old profile
 //! or the new one, and a text the parser refuses never reaches the kernel (the previous profile
-//! stays in force). Writing precompiled binary policy to `.replace` without a parser on the
-//! node is not implemented: without the parser, loading fails with [`LoadError::NoParser`].
+//! stays in force).
+//!
+//! Nodes without a parser: `armlet policy apparmor` runs the parser on the build side (for the
+//! node's kernel features) and writes one binary policy per generated profile text, named by
+//! the text's digest; `armlet run --apparmor-precompiled DIR` then loads by writing that binary
+//! to `.replace` ([`set_precompiled`]). The agent still generates the text, so a binary can only
+//! be used for exactly the profile it was compiled from; a text with no binary is refused like
+//! a text the parser refuses (the previous profile stays in force).
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write as _};
@@ -20,10 +26,23 @@ pub const SECURITYFS: &str = "/sys/kernel/security/apparmor";
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(
-        "apparmor_parser is not installed (looked in PATH, /usr/sbin, /sbin); loading \
-         precompiled binary policy is not implemented"
+        "apparmor_parser is not installed (looked in PATH, /usr/sbin, /sbin); on nodes without \
+         it, precompile the profiles (`armlet policy apparmor`) and run with \
+         --apparmor-precompiled DIR"
     )]
     NoParser,
+    #[error(
+        "no precompiled binary policy for profile {profile} in {dir} (expected {file}: the \
+         policy or the workloads changed since `armlet policy apparmor` ran; the previous \
+         profile stays in force)"
+    )]
+    NotPrecompiled {
+        profile: String,
+        dir: String,
+        file: String,
+    },
+    #[error("loading binary policy {file} into {SECURITYFS}/.replace: {err}")]
+    Binary { file: String, err: std::io::Error },
     #[error("running {parser}: {err}")]
     Spawn { parser: String, err: std::io::Error },
     #[error(
@@ -48,16 +67,112 @@ pub fn parser() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+static PRECOMPILED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Load profiles from precompiled binary policy in `dir` from now on (never the parser).
+pub fn set_precompiled(dir: PathBuf) {
+    let _ = PRECOMPILED.set(dir);
+}
+
+/// Are profiles loaded from precompiled binary policy?
+pub fn precompiled() -> bool {
+    PRECOMPILED.get().is_some()
+}
+
+/// Replace several profiles, one text each (precompiled mode: every binary is read first).
+pub fn replace_each<'a>(
+    profiles: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), LoadError> {
+    let all: Vec<(&str, &str)> = profiles.collect();
+    if let Some(dir) = PRECOMPILED.get() {
+        let mut bins = Vec::new();
+        for (name, text) in &all {
+            bins.push(read_binary(dir, name, text)?);
+        }
+        for (path, bin) in bins {
+            write_replace(&path, &bin)?;
+        }
+        return Ok(());
+    }
+    for (name, text) in all {
+        replace(name, text)?;
+    }
+    Ok(())
+}
+
+/// The file a profile text's binary policy is kept in: the first 16 bytes of its SHA-256, hex.
+pub fn binary_name(text: &str) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(text.as_bytes());
+    let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.bin")
+}
+
+/// Compile `text` with the parser into `out` (`armlet policy apparmor`, build side);
+/// `features`: the node kernel's features file (else this machine's kernel).
+pub fn compile_binary(
+    profile: &str,
+    text: &str,
+    out: &Path,
+    features: Option<&Path>,
+) -> Result<(), LoadError> {
+    let parser = parser().ok_or(LoadError::NoParser)?;
+    let mut cmd = Command::new(&parser);
+    // -Q: compile only; -K: no cache; -o: write the binary.
+    cmd.args(["-Q", "-K", "-o"]).arg(out);
+    if let Some(f) = features {
+        cmd.arg("--features-file").arg(f);
+    }
+    run_parser(&parser, cmd, profile, text)
+}
+
 /// Load or atomically replace the profiles in `text` (`profile` names them in errors).
 pub fn replace(profile: &str, text: &str) -> Result<(), LoadError> {
+    if let Some(dir) = PRECOMPILED.get() {
+        return replace_binary(dir, profile, text);
+    }
     let parser = parser().ok_or(LoadError::NoParser)?;
+    let mut cmd = Command::new(&parser);
+    // -r: replace (or add); -K: no cache (the text changes with every policy).
+    cmd.args(["-r", "-K"]);
+    run_parser(&parser, cmd, profile, text)
+}
+
+/// Write the binary policy compiled from exactly `text` to `.replace` (one write: the kernel
+/// replaces every profile in it atomically).
+fn replace_binary(dir: &Path, profile: &str, text: &str) -> Result<(), LoadError> {
+    let (path, bin) = read_binary(dir, profile, text)?;
+    write_replace(&path, &bin)
+}
+
+fn read_binary(dir: &Path, profile: &str, text: &str) -> Result<(PathBuf, Vec<u8>), LoadError> {
+    let path = dir.join(binary_name(text));
+    let bin = std::fs::read(&path).map_err(|_| LoadError::NotPrecompiled {
+        profile: profile.to_string(),
+        dir: dir.display().to_string(),
+        file: path.display().to_string(),
+    })?;
+    Ok((path, bin))
+}
+
+fn write_replace(path: &Path, bin: &[u8]) -> Result<(), LoadError> {
+    let err = |err| LoadError::Binary {
+        file: path.display().to_string(),
+        err,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(Path::new(SECURITYFS).join(".replace"))
+        .map_err(err)?;
+    f.write_all(bin).map_err(err)
+}
+
+fn run_parser(parser: &Path, mut cmd: Command, profile: &str, text: &str) -> Result<(), LoadError> {
     let spawn_err = |err| LoadError::Spawn {
         parser: parser.display().to_string(),
         err,
     };
-    // -r: replace (or add); -K: no cache (the text changes with every policy).
-    let mut child = Command::new(&parser)
-        .args(["-r", "-K"])
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -292,6 +407,28 @@ impl AuditFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binaries_are_found_by_the_exact_text() {
+        let a = "profile a {\n}\n";
+        let b = "profile a {\n  file,\n}\n";
+        assert_eq!(binary_name(a), binary_name(a));
+        assert_ne!(binary_name(a), binary_name(b));
+        assert_eq!(binary_name(a).len(), 32 + 4);
+        let dir = std::env::temp_dir().join(format!("armlet-aa-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(binary_name(a)), b"BIN").unwrap();
+        let (path, bin) = read_binary(&dir, "a", a).unwrap();
+        assert_eq!((path, bin), (dir.join(binary_name(a)), b"BIN".to_vec()));
+        // A changed text has no binary: refused, with the file it looked for.
+        let err = read_binary(&dir, "a", b).unwrap_err();
+        assert!(
+            matches!(&err, LoadError::NotPrecompiled { profile, file, .. }
+                if profile == "a" && file.ends_with(&binary_name(b))),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn netlink_datagrams_split_into_texts() {

@@ -279,6 +279,26 @@ impl AlertBuilder {
                 };
                 (*id, meta)
             })
+            .chain(
+                policy
+                    .policies
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.apparmor.is_some())
+                    .filter_map(|(i, p)| {
+                        let i = u32::try_from(i).ok()?;
+                        Some((
+                            armlet_policy::ir::NATIVE_RULE_BASE.saturating_add(i),
+                            RuleMeta {
+                                policy_name: p.name.clone(),
+                                severity: "1".to_string(),
+                                tags: String::new(),
+                                atags: Vec::new(),
+                                message: String::new(),
+                            },
+                        ))
+                    }),
+            )
             .collect();
         AlertBuilder {
             rules,

@@ -101,6 +101,36 @@ impl Verdict {
     }
 }
 
+/// One socket has several protocol names (`tcp` and `stream`; `raw` and `packet`): a rule on
+/// any of them decides, the strongest winning (Block > Audit > Allow), and the default posture
+/// decides only when no rule names any of them — as the kernel enforcers look up every name.
+/// Returns the verdict and the index of the name it came from.
+pub fn decide_any(verdicts: impl IntoIterator<Item = Verdict>) -> (Verdict, usize) {
+    let rank = |a: Action| match a {
+        Action::Block => 3,
+        Action::Audit => 2,
+        Action::Allow => 1,
+    };
+    let mut best: Option<(Verdict, usize)> = None;
+    let mut posture: Option<(Verdict, usize)> = None;
+    for (i, v) in verdicts.into_iter().enumerate() {
+        match v {
+            Verdict::Rule { action, .. } => {
+                let better = match best {
+                    Some((Verdict::Rule { action: b, .. }, _)) => rank(action) > rank(b),
+                    _ => true,
+                };
+                if better {
+                    best = Some((v, i));
+                }
+            }
+            Verdict::Posture { .. } if posture.is_none() => posture = Some((v, i)),
+            _ => {}
+        }
+    }
+    best.or(posture).unwrap_or((Verdict::Pass, 0))
+}
+
 /// Decide one operation for one workload.
 pub fn decide(eff: &EffectiveRules<'_>, a: &Access<'_>) -> Verdict {
     let category = a.resource.category();
@@ -241,6 +271,26 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_name_of_a_socket_decides() {
+        let allow = Verdict::Rule {
+            action: Action::Allow,
+            rule: 1,
+        };
+        let block = Verdict::Rule {
+            action: Action::Block,
+            rule: 2,
+        };
+        let posture = Verdict::Posture {
+            action: Action::Audit,
+        };
+        assert_eq!(decide_any([allow, posture]), (allow, 0));
+        assert_eq!(decide_any([posture, allow]), (allow, 1));
+        assert_eq!(decide_any([allow, block]), (block, 1));
+        assert_eq!(decide_any([Verdict::Pass, posture]), (posture, 1));
+        assert_eq!(decide_any([]), (Verdict::Pass, 0));
+    }
     use crate::ir::{Workload, tests::compile_src};
     use std::collections::BTreeMap;
 

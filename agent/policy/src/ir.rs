@@ -22,7 +22,7 @@ use crate::model::{
 };
 
 /// Version of the IR encoding carried in bundles; bump on any incompatible change.
-pub const IR_FORMAT: u16 = 1;
+pub const IR_FORMAT: u16 = 2;
 
 /// The policy name KubeArmor gives alerts raised by the default posture.
 pub const DEFAULT_POSTURE: &str = "DefaultPosture";
@@ -188,6 +188,9 @@ pub struct WorkloadRules {
     pub selector: WorkloadSelector,
     pub rules: Vec<Rule>,
     pub allow_lists: Vec<AllowScope>,
+    /// Policies (indices into [`CompiledPolicy::policies`]) with native AppArmor rules
+    /// (`spec.apparmor`) for this selector; the AppArmor enforcer adds them to the profile.
+    pub native: Vec<u32>,
 }
 
 /// The compiler's output and a bundle's payload.
@@ -260,6 +263,7 @@ pub fn compile(inputs: &[SourcePolicy], posture: Posture) -> Result<CompiledPoli
     let mut seen: BTreeMap<(PolicyKind, Option<String>, String), String> = BTreeMap::new();
     let mut groups: BTreeMap<WorkloadSelector, Vec<(u32, &crate::model::RuleSpec)>> =
         BTreeMap::new();
+    let mut native: BTreeMap<WorkloadSelector, Vec<u32>> = BTreeMap::new();
     let mut policies = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter().enumerate() {
         let p = &input.policy;
@@ -299,6 +303,9 @@ pub fn compile(inputs: &[SourcePolicy], posture: Posture) -> Result<CompiledPoli
             },
             PolicyKind::KubeArmorClusterPolicy => WorkloadSelector::Cluster(p.selector.clone()),
         };
+        if p.apparmor.is_some() {
+            native.entry(selector.clone()).or_default().push(policy_id);
+        }
         let group = groups.entry(selector).or_default();
         group.extend(p.rules.iter().map(|r| (policy_id, r)));
     }
@@ -345,6 +352,7 @@ pub fn compile(inputs: &[SourcePolicy], posture: Posture) -> Result<CompiledPoli
                 .ok_or(CompileError::TooManyRules(usize::MAX))?;
         }
         workloads.push(WorkloadRules {
+            native: native.remove(&selector).unwrap_or_default(),
             selector,
             rules,
             allow_lists: allow.into_iter().collect(),
@@ -364,7 +372,14 @@ pub struct EffectiveRules<'a> {
     pub rules: Vec<&'a Rule>,
     pub allow_lists: BTreeSet<&'a AllowScope>,
     pub posture: Posture,
+    /// Policies with native AppArmor rules that apply (see [`WorkloadRules::native`]): the
+    /// policy index and the policy.
+    pub native: Vec<(u32, &'a PolicyInfo)>,
 }
+
+/// Alerts for what a policy's native AppArmor rules denied carry this pseudo rule id
+/// (`NATIVE_RULE_BASE + policy index`): dense rule ids never reach it.
+pub const NATIVE_RULE_BASE: u32 = 0xf000_0000;
 
 impl CompiledPolicy {
     /// Resolve the selectors against one workload (KubeArmor merges all matching policies).
@@ -377,6 +392,12 @@ impl CompiledPolicy {
             if w.selector.matches(workload) {
                 eff.rules.extend(w.rules.iter());
                 eff.allow_lists.extend(w.allow_lists.iter());
+                eff.native.extend(w.native.iter().filter_map(|i| {
+                    usize::try_from(*i)
+                        .ok()
+                        .and_then(|u| self.policies.get(u))
+                        .map(|p| (*i, p))
+                }));
             }
         }
         eff

@@ -196,19 +196,17 @@ pub fn plan(enforcer: Enforcer, policy: &CompiledPolicy) -> SupportReport {
             }
         }
     }
+    // Native AppArmor rules go into the AppArmor enforcer's profiles as written; no other
+    // enforcer can read them.
     for p in &policy.policies {
-        if p.apparmor.is_some() {
+        if p.apparmor.is_some() && enforcer != Enforcer::AppArmor {
             downgrades.push(Downgrade {
                 rule: None,
                 policy: p.name.clone(),
                 category: Category::Process,
                 resource: "spec.apparmor".to_string(),
                 action: Action::Block,
-                support: Support::Ignored(if enforcer == Enforcer::AppArmor {
-                    "the AppArmor enforcer does not add native rules to its profiles yet"
-                } else {
-                    "native AppArmor rules need the AppArmor enforcer"
-                }),
+                support: Support::Ignored("native AppArmor rules need the AppArmor enforcer"),
             });
         }
     }
@@ -332,9 +330,9 @@ mod tests {
                 .iter()
                 .any(|d| d.policy == DEFAULT_POSTURE && d.category == Category::Capabilities)
         );
+        // The AppArmor enforcer writes native rules into the profile: nothing downgraded.
         let aa = plan(Enforcer::AppArmor, &ir);
-        assert_eq!(aa.downgrades.len(), 1, "{aa:#?}");
-        assert_eq!(aa.downgrades[0].resource, "spec.apparmor");
+        assert!(aa.downgrades.is_empty(), "{aa:#?}");
         let audit = plan(Enforcer::Audit, &ir);
         assert_eq!(audit.downgrades.len(), 3, "{audit:#?}");
     }

@@ -302,29 +302,32 @@ impl<'a> AuditDecider<'a> {
                 )
             }
             abi::EV_SOCKET => {
-                for name in socket_protocols(ev.family, ev.sock_type, ev.protocol) {
-                    let access = Access {
-                        exe: &exe,
-                        resource: Resource::Protocol(name),
-                        uid: ev.h.uid,
-                        owner_uid: None,
-                        write: false,
-                    };
-                    let v = eval::decide(&self.eff, &access);
-                    if v.alerts() {
-                        return decision(
-                            v,
-                            Category::Network,
-                            ev.h.pid,
-                            ev.h.ppid,
-                            ev.h.uid,
-                            &ev.comm,
-                            &exe,
-                            name.to_string(),
-                        );
-                    }
+                let names = socket_protocols(ev.family, ev.sock_type, ev.protocol);
+                let (v, i) = eval::decide_any(names.iter().map(|name| {
+                    eval::decide(
+                        &self.eff,
+                        &Access {
+                            exe: &exe,
+                            resource: Resource::Protocol(name),
+                            uid: ev.h.uid,
+                            owner_uid: None,
+                            write: false,
+                        },
+                    )
+                }));
+                if !v.alerts() {
+                    return None;
                 }
-                None
+                decision(
+                    v,
+                    Category::Network,
+                    ev.h.pid,
+                    ev.h.ppid,
+                    ev.h.uid,
+                    &ev.comm,
+                    &exe,
+                    names.get(i).copied().unwrap_or("").to_string(),
+                )
             }
             _ => None,
         }

@@ -34,19 +34,12 @@ struct Loaded {
 impl Loaded {
     fn from(p: &Profile) -> Self {
         Loaded {
-            // Records name a nested child (container profiles) as `parent//child`; the
-            // host's source profiles are top-level siblings (`armlet-host.src_N`).
+            // Children carry their full names: `parent//src_N` (containers, nested) or
+            // `armlet-host.src_N` (the host's top-level siblings), as records name them.
             children: p
                 .children
                 .iter()
-                .map(|(src, child)| {
-                    let full = if child.starts_with(&format!("{}.", p.name)) {
-                        child.clone()
-                    } else {
-                        format!("{}//{child}", p.name)
-                    };
-                    (full, src.clone())
-                })
+                .map(|(src, child)| (child.clone(), src.clone()))
                 .collect(),
             parents: vec![p.name.clone()],
         }
@@ -490,22 +483,97 @@ mod tests {
     use super::*;
 
     #[test]
-    fn child_profiles_are_known_by_the_name_records_use() {
-        let mut p = Profile {
-            name: "armlet-ns-c".to_string(),
-            text: String::new(),
-            children: BTreeMap::from([("/usr/bin/curl".to_string(), "src_0".to_string())]),
-            unexpressed: Vec::new(),
+    fn records_of_a_container_child_profile_decide_with_its_source() {
+        let src = "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata: {name: p, namespace: github}\nspec:\n  selector: {matchLabels: {container: ubuntu-1}}\n  file:\n    matchPaths:\n    - path: /secret.txt\n      fromSource: [{path: /bin/cat}]\n  action: Block\n";
+        let ir =
+            armlet_policy::compile_text(src, "t", armlet_policy::ir::Posture::default()).unwrap();
+        let w = Workload::Container {
+            namespace: "github".to_string(),
+            labels: [("container".to_string(), "ubuntu-1".to_string())].into(),
         };
-        let l = Loaded::from(&p);
-        assert_eq!(l.source_of("armlet-ns-c//src_0"), Some("/usr/bin/curl"));
-        assert!(l.is_ours("armlet-ns-c//src_0") && l.is_ours("armlet-ns-c"));
-        p.name = "armlet-host".to_string();
-        p.children =
-            BTreeMap::from([("/usr/bin/curl".to_string(), "armlet-host.src_0".to_string())]);
+        let eff = ir.effective(&w);
+        let cp = profile::generate("armlet-github-ubuntu-1", None, &eff);
+        let l = Loaded::from(&cp);
+        let rec = log::parse("audit(1796352663.280:5): apparmor=\"DENIED\" operation=\"open\" class=\"file\" profile=\"armlet-github-ubuntu-1//src_0\" name=\"/secret.txt\" pid=260 comm=\"cat\" requested_mask=\"r\" denied_mask=\"r\" fsuid=0 ouid=0").unwrap();
+        let d = log::decision(&rec, &eff, &l);
+        assert!(d.is_some(), "{rec:?}");
+    }
+
+    #[test]
+    fn native_rules_go_into_the_profile_and_their_denials_name_the_policy() {
+        let src = "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata: {name: nsp-etc, namespace: github}\nspec:\n  selector: {matchLabels: {container: ubuntu-1}}\n  apparmor: |\n    deny /etc/{*,**} rw,\n";
+        let ir =
+            armlet_policy::compile_text(src, "t", armlet_policy::ir::Posture::default()).unwrap();
+        let w = Workload::Container {
+            namespace: "github".to_string(),
+            labels: [("container".to_string(), "ubuntu-1".to_string())].into(),
+        };
+        let other = Workload::Container {
+            namespace: "github".to_string(),
+            labels: [("container".to_string(), "ubuntu-2".to_string())].into(),
+        };
+        let eff = ir.effective(&w);
+        let cp = profile::generate("armlet-github-ubuntu-1", None, &eff);
+        assert!(
+            cp.text
+                .contains("  # native rules of nsp-etc\n  audit deny /etc/{*,**} rw,\n"),
+            "{}",
+            cp.text
+        );
+        assert!(cp.unexpressed.is_empty());
+        let cp2 = profile::generate("armlet-github-ubuntu-2", None, &ir.effective(&other));
+        assert!(!cp2.text.contains("native rules"));
+        let l = Loaded::from(&cp);
+        let rec = log::parse("apparmor=\"DENIED\" operation=\"open\" class=\"file\" profile=\"armlet-github-ubuntu-1\" name=\"/etc/shells\" pid=4000000 comm=\"cat\" requested_mask=\"r\" denied_mask=\"r\" fsuid=0 ouid=0").unwrap();
+        let d = log::decision(&rec, &eff, &l).unwrap();
         assert_eq!(
-            Loaded::from(&p).source_of("armlet-host.src_0"),
-            Some("/usr/bin/curl")
+            (d.category, d.action, d.rule_id, d.resource.as_str()),
+            (
+                armlet_policy::model::Category::File,
+                armlet_policy::model::Action::Block,
+                Some(armlet_policy::ir::NATIVE_RULE_BASE),
+                "/etc/shells"
+            )
+        );
+        let b = crate::alert::AlertBuilder::new(
+            &ir,
+            armlet_policy::support::Enforcer::AppArmor,
+            "n".to_string(),
+        );
+        let a = b.build(&d, &crate::procinfo::ProcInfo::default());
+        assert_eq!(a.policy_name, "nsp-etc");
+        // A text that would close the profile early is not inserted, and is reported.
+        let bad = src.replace("deny /etc/{*,**} rw,", "} profile x {");
+        let ir =
+            armlet_policy::compile_text(&bad, "t", armlet_policy::ir::Posture::default()).unwrap();
+        let cp = profile::generate("armlet-github-ubuntu-1", None, &ir.effective(&w));
+        assert!(!cp.text.contains("profile x"));
+        assert_eq!(cp.unexpressed[0].rule, profile::NATIVE_RULE);
+    }
+
+    #[test]
+    fn a_socket_allowed_by_one_of_its_names_is_not_a_posture_alert() {
+        // KubeArmor's multiubuntu scenario 12: tcp allowed for curl, the container's network
+        // in allow-list mode; curl's socket is `tcp` and `stream`.
+        let src = "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata: {name: p, namespace: github}\nspec:\n  selector: {matchLabels: {container: ubuntu-1}}\n  network:\n    matchProtocols:\n    - protocol: tcp\n      fromSource: [{path: /usr/bin/curl}]\n  action: Allow\n";
+        let ir =
+            armlet_policy::compile_text(src, "t", armlet_policy::ir::Posture::default()).unwrap();
+        let w = Workload::Container {
+            namespace: "github".to_string(),
+            labels: [("container".to_string(), "ubuntu-1".to_string())].into(),
+        };
+        let eff = ir.effective(&w);
+        let l = Loaded::from(&profile::generate("armlet-github-ubuntu-1", None, &eff));
+        let rec = |profile: &str, proto: u32| {
+            log::parse(&format!("apparmor=\"AUDIT\" operation=\"connect\" class=\"net\" profile=\"{profile}\" pid=563 comm=\"x\" family=\"inet\" sock_type=\"stream\" protocol={proto} requested_mask=\"connect\"")).unwrap()
+        };
+        assert!(log::decision(&rec("armlet-github-ubuntu-1//src_0", 6), &eff, &l).is_none());
+        assert!(log::decision(&rec("armlet-github-ubuntu-1//src_0", 0), &eff, &l).is_none());
+        // Anyone else's tcp falls to the posture.
+        let d = log::decision(&rec("armlet-github-ubuntu-1", 6), &eff, &l).unwrap();
+        assert_eq!(
+            (d.rule_id, d.action),
+            (None, armlet_policy::model::Action::Audit)
         );
     }
 

@@ -174,15 +174,13 @@ pub fn decision(
             let family = family_number(r.get("family")?)?;
             let ty = type_number(r.get("sock_type")?)?;
             let proto = r.num("protocol").unwrap_or(0);
-            let mut found = None;
-            for name in socket_protocols(family, ty, proto) {
-                let v = decide(Resource::Protocol(name), false);
-                if v.alerts() {
-                    found = Some((v, name));
-                    break;
-                }
-            }
-            let (v, name) = found?;
+            let names = socket_protocols(family, ty, proto);
+            let (v, i) = eval::decide_any(
+                names
+                    .iter()
+                    .map(|name| decide(Resource::Protocol(name), false)),
+            );
+            let name = names.get(i).copied().unwrap_or("");
             // KubeArmor's form, as the other enforcers write it.
             (
                 Category::Network,
@@ -204,10 +202,18 @@ pub fn decision(
             }
         }
     };
-    if !verdict.alerts() {
+    let (action, rule_id) = if verdict.alerts() {
+        verdict.action_and_rule()
+    } else if denied && let Some((index, _)) = eff.native.first() {
+        // Denied in our profile by no armlet rule: the policy's native AppArmor rules did it
+        // (the first native policy that applies is named; `audit` native rules do not alert).
+        (
+            armlet_policy::model::Action::Block,
+            Some(armlet_policy::ir::NATIVE_RULE_BASE.saturating_add(*index)),
+        )
+    } else {
         return None;
-    }
-    let (action, rule_id) = verdict.action_and_rule();
+    };
     Some(DecisionEvent {
         timestamp: SystemTime::now(),
         category,

@@ -68,7 +68,8 @@ pub struct Unexpressed {
 pub struct Profile {
     pub name: String,
     pub text: String,
-    /// Child profile name (without the `parent//` prefix) per fromSource executable.
+    /// Full child profile name per fromSource executable (`parent//src_N` for containers, the
+    /// sibling `armlet-host.src_N` for the host).
     pub children: BTreeMap<String, String>,
     pub unexpressed: Vec<Unexpressed>,
 }
@@ -442,4 +443,58 @@ fn body(g: &mut Gen<'_>, text: &mut String, scope: Scope<'_>, eff: &EffectiveRul
             );
         }
     }
+    // Native AppArmor rules (`spec.apparmor`), as written, in every scope of the workload's
+    // profile (a fromSource child is still the workload).
+    for (_, p) in &eff.native {
+        let Some(native) = &p.apparmor else { continue };
+        if !native_ok(native) {
+            if scope == Scope::Main {
+                g.out.push(Unexpressed {
+                    rule: NATIVE_RULE,
+                    resource: format!("spec.apparmor of {}", p.name),
+                    reason: NATIVE_BAD,
+                });
+            }
+            continue;
+        }
+        let _ = writeln!(text, "  # native rules of {}", p.name);
+        for l in native.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            // AppArmor keeps explicit deny rules quiet; audited, their denials reach the agent
+            // (the alert), with the same decision.
+            if l.starts_with("deny ") {
+                let _ = writeln!(text, "  audit {l}");
+            } else {
+                let _ = writeln!(text, "  {l}");
+            }
+        }
+    }
+}
+
+/// `Unexpressed::rule` for a policy's native rules (they have no rule id).
+pub const NATIVE_RULE: u32 = u32::MAX;
+const NATIVE_BAD: &str = "native rules must keep their braces balanced and may not contain a \
+     NUL or a line starting a new profile";
+
+/// Native text stays inside the profile: balanced braces (AppArmor alternations such as
+/// `/etc/{*,**}` and blocks are fine), no NUL, no `profile`/`hat` that would open another.
+fn native_ok(text: &str) -> bool {
+    let mut depth = 0i32;
+    for c in text.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            '\0' => return false,
+            _ => {}
+        }
+    }
+    depth == 0
+        && !text.lines().any(|l| {
+            let l = l.trim_start();
+            l.starts_with("profile ") || l.starts_with("hat ") || l.starts_with('^')
+        })
 }

@@ -295,6 +295,7 @@ mod tests {
             rules: rules.iter().collect(),
             allow_lists: allow.iter().collect(),
             posture: Posture::uniform(Action::Block),
+            native: Vec::new(),
         };
         plan(&[&eff], &mounts(), &|d| d != "/nonexistent")
     }

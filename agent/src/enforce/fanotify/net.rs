@@ -588,6 +588,7 @@ mod tests {
             rules: rules.iter().collect(),
             allow_lists: Default::default(),
             posture: Posture::uniform(Action::Audit),
+            native: Vec::new(),
         };
         let t = class_table(&eff).unwrap();
         assert_eq!(t.sources, vec![(1, "/usr/bin/curl".to_string())]);
@@ -629,6 +630,7 @@ mod tests {
             rules: rules.iter().collect(),
             allow_lists: allow.iter().collect(),
             posture: Posture::uniform(Action::Block),
+            native: Vec::new(),
         };
         let t = class_table(&eff).unwrap();
         let c = |f, ty, p| abi::sock_class(socket_ids(f, ty, p));
@@ -653,6 +655,7 @@ mod tests {
             rules: rules.iter().collect(),
             allow_lists: allow.iter().collect(),
             posture: Posture::uniform(Action::Block),
+            native: Vec::new(),
         };
         let t = class_table(&eff).unwrap();
         let c = |f, ty, p| abi::sock_class(socket_ids(f, ty, p));

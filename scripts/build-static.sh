@@ -114,6 +114,12 @@ for arch in "${archs[@]}"; do
             out=$("$bin" version 2>&1) || { log "$bin version failed: $out"; rc=1; continue; }
         fi
         log "$arch: '$(head -n1 <<<"$out")'"
+        # A build without clang embeds empty eBPF objects and refuses to enforce: stop here,
+        # not in a VM minutes later (scripts/setup-dev.sh installs clang and libbpf-dev).
+        if grep -q 'enforcement refused' <<<"$out"; then
+            log "$arch: the binary has no eBPF objects ($(grep 'enforcement refused' <<<"$out" | head -n1)); install clang and libbpf-dev (scripts/setup-dev.sh) and build again"
+            rc=1; continue
+        fi
     fi
     echo "BINARY $arch $bin $size"
 done

@@ -27,18 +27,10 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
 /// Compile every profile text the node will generate into `--out`, one binary each.
 fn apparmor(a: &PolicyAppArmorArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    let posture = Posture::parse(&a.default_posture)?;
-    let loaded = policy_files::load(&a.paths)?;
-    if loaded.error_count() > 0 {
-        for d in &loaded.diagnostics {
-            println!("{d}");
-        }
-        for e in &loaded.compile_errors {
-            println!("{e}");
-        }
-        return Ok(ExitCode::from(1));
-    }
-    let ir = armlet_policy::ir::compile(&loaded.policies, posture)?;
+    let ir = match load_ir(&a.paths, &a.default_posture)? {
+        Ok(ir) => ir,
+        Err(code) => return Ok(code),
+    };
     let host = crate::cmd::run::host_workload(&a.node, &a.labels)?;
     let map = match &a.workloads {
         Some(p) => Some(crate::workloads::WorkloadMap::load(p)?),
@@ -102,9 +94,13 @@ fn check(a: &PolicyCheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn compile(a: &PolicyCompileArgs) -> anyhow::Result<ExitCode> {
-    let posture = Posture::parse(&a.default_posture)?;
-    let loaded = policy_files::load(&a.paths)?;
+/// Load and compile policy files; Err(exit 1) after printing the problems.
+fn load_ir(
+    paths: &[std::path::PathBuf],
+    posture: &str,
+) -> anyhow::Result<Result<CompiledPolicy, ExitCode>> {
+    let posture = Posture::parse(posture)?;
+    let loaded = policy_files::load(paths)?;
     if loaded.error_count() > 0 {
         for d in &loaded.diagnostics {
             println!("{d}");
@@ -112,9 +108,16 @@ fn compile(a: &PolicyCompileArgs) -> anyhow::Result<ExitCode> {
         for e in &loaded.compile_errors {
             println!("{e}");
         }
-        return Ok(ExitCode::from(1));
+        return Ok(Err(ExitCode::from(1)));
     }
-    let ir = armlet_policy::ir::compile(&loaded.policies, posture)?;
+    Ok(Ok(armlet_policy::ir::compile(&loaded.policies, posture)?))
+}
+
+fn compile(a: &PolicyCompileArgs) -> anyhow::Result<ExitCode> {
+    let ir = match load_ir(&a.paths, &a.default_posture)? {
+        Ok(ir) => ir,
+        Err(code) => return Ok(code),
+    };
     let report = support::plan(enforcer(a.enforcer), &ir);
     if a.json {
         let doc = serde_json::json!({ "ir": ir, "support": report });

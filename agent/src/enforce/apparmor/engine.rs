@@ -482,15 +482,21 @@ pub fn functional_probe() -> Result<String, String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn records_of_a_container_child_profile_decide_with_its_source() {
-        let src = "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata: {name: p, namespace: github}\nspec:\n  selector: {matchLabels: {container: ubuntu-1}}\n  file:\n    matchPaths:\n    - path: /secret.txt\n      fromSource: [{path: /bin/cat}]\n  action: Block\n";
+    /// A KubeArmorPolicy compiled, and the container `ubuntu-1` of namespace `github`.
+    fn ubuntu1(src: &str) -> (CompiledPolicy, Workload) {
         let ir =
             armlet_policy::compile_text(src, "t", armlet_policy::ir::Posture::default()).unwrap();
         let w = Workload::Container {
             namespace: "github".to_string(),
             labels: [("container".to_string(), "ubuntu-1".to_string())].into(),
         };
+        (ir, w)
+    }
+
+    #[test]
+    fn records_of_a_container_child_profile_decide_with_its_source() {
+        let src = "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata: {name: p, namespace: github}\nspec:\n  selector: {matchLabels: {container: ubuntu-1}}\n  file:\n    matchPaths:\n    - path: /secret.txt\n      fromSource: [{path: /bin/cat}]\n  action: Block\n";
+        let (ir, w) = ubuntu1(src);
         let eff = ir.effective(&w);
         let cp = profile::generate("armlet-github-ubuntu-1", None, &eff);
         let l = Loaded::from(&cp);
@@ -502,12 +508,7 @@ mod tests {
     #[test]
     fn native_rules_go_into_the_profile_and_their_denials_name_the_policy() {
         let src = "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata: {name: nsp-etc, namespace: github}\nspec:\n  selector: {matchLabels: {container: ubuntu-1}}\n  apparmor: |\n    deny /etc/{*,**} rw,\n";
-        let ir =
-            armlet_policy::compile_text(src, "t", armlet_policy::ir::Posture::default()).unwrap();
-        let w = Workload::Container {
-            namespace: "github".to_string(),
-            labels: [("container".to_string(), "ubuntu-1".to_string())].into(),
-        };
+        let (ir, w) = ubuntu1(src);
         let other = Workload::Container {
             namespace: "github".to_string(),
             labels: [("container".to_string(), "ubuntu-2".to_string())].into(),
@@ -556,12 +557,7 @@ mod tests {
         // KubeArmor's multiubuntu scenario 12: tcp allowed for curl, the container's network
         // in allow-list mode; curl's socket is `tcp` and `stream`.
         let src = "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorPolicy\nmetadata: {name: p, namespace: github}\nspec:\n  selector: {matchLabels: {container: ubuntu-1}}\n  network:\n    matchProtocols:\n    - protocol: tcp\n      fromSource: [{path: /usr/bin/curl}]\n  action: Allow\n";
-        let ir =
-            armlet_policy::compile_text(src, "t", armlet_policy::ir::Posture::default()).unwrap();
-        let w = Workload::Container {
-            namespace: "github".to_string(),
-            labels: [("container".to_string(), "ubuntu-1".to_string())].into(),
-        };
+        let (ir, w) = ubuntu1(src);
         let eff = ir.effective(&w);
         let l = Loaded::from(&profile::generate("armlet-github-ubuntu-1", None, &eff));
         let rec = |profile: &str, proto: u32| {

@@ -531,26 +531,45 @@ pub(crate) fn read_counters(ebpf: &Ebpf) -> [u64; abi::CNT_MAX as usize] {
 /// Limitation (documented in ARCHITECTURE.md): a binary replaced after the policy was applied
 /// (a package upgrade) gets a new inode and is not matched until the policy is applied again.
 /// The source keys of one generation: each (path, workload) use looked up under that
-/// workload's root; a binary that does not exist cannot run, so it needs no key. Should two
-/// different paths be the same file (a hard link, a bind mount), the first id keeps it.
+/// workload's root; a binary that does not exist cannot run, so it needs no key. When two
+/// paths are the same file (`/bin/bash` and `/usr/bin/bash` on a merged-/usr system), the
+/// path without symlinks keeps the file — the kernel reports executables by that path, so
+/// rules written with it are the ones that can match — else the first one.
 fn source_keys(
     rules: &KernelRules,
     roots: &std::collections::BTreeMap<u32, String>,
     gen_: u8,
 ) -> Vec<(abi::SourceKey, u32)> {
-    let mut out: Vec<(abi::SourceKey, u32)> = Vec::new();
+    let mut out: Vec<(abi::SourceKey, u32, bool)> = Vec::new();
     for (path, wl) in &rules.source_uses {
         let Some(id) = rules.sources.get(path) else {
             continue;
         };
         let root = roots.get(wl).map_or("", String::as_str);
-        if let Some(key) = source_key(&format!("{root}{path}"), gen_)
-            && !out.iter().any(|(k, _)| *k == key)
-        {
-            out.push((key, *id));
+        let Some(key) = source_key(&format!("{root}{path}"), gen_) else {
+            continue;
+        };
+        let direct = !through_symlink(root, path);
+        match out.iter_mut().find(|(k, _, _)| *k == key) {
+            None => out.push((key, *id, direct)),
+            Some(e) if direct && !e.2 => *e = (key, *id, direct),
+            Some(_) => {}
         }
     }
-    out
+    out.into_iter().map(|(k, id, _)| (k, id)).collect()
+}
+
+/// Does `path` (absolute, below `root`) pass through a symlink, the file itself included?
+fn through_symlink(root: &str, path: &str) -> bool {
+    let mut at = String::from(root);
+    for comp in path.split('/').filter(|c| !c.is_empty()) {
+        at.push('/');
+        at.push_str(comp);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return true;
+        }
+    }
+    false
 }
 
 pub(crate) fn source_key(path: &str, gen_: u8) -> Option<abi::SourceKey> {
@@ -604,5 +623,32 @@ fn posture_key(wl: u32, src: u32, cat: u8, gen_: u8) -> abi::PostureKey {
         category: cat,
         _pad0: 0,
         _pad1: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_named_through_a_symlink_yields_to_the_direct_path() {
+        let d = std::env::temp_dir().join(format!("armlet-src-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("usr/bin")).unwrap();
+        std::fs::write(d.join("usr/bin/bash"), b"x").unwrap();
+        let _ = std::fs::remove_file(d.join("bin"));
+        std::os::unix::fs::symlink("usr/bin", d.join("bin")).unwrap();
+        let root = d.to_str().unwrap().to_string();
+        assert!(through_symlink(&root, "/bin/bash"));
+        assert!(!through_symlink(&root, "/usr/bin/bash"));
+        let mut rules = KernelRules::default();
+        rules.sources.insert("/bin/bash".to_string(), 1);
+        rules.sources.insert("/usr/bin/bash".to_string(), 2);
+        rules.source_uses.insert(("/bin/bash".to_string(), 3));
+        rules.source_uses.insert(("/usr/bin/bash".to_string(), 3));
+        let roots = std::collections::BTreeMap::from([(3, root)]);
+        let keys = source_keys(&rules, &roots, 0);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].1, 2, "the direct path's id keeps the file");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
